@@ -1,0 +1,29 @@
+"""Exceptions raised by ss4d. Every one says what was wrong, what was expected and how to fix it."""
+
+__all__ = [
+    "BackendUnavailableError",
+    "CoordinateError",
+    "FrameCountError",
+    "MappingMismatchError",
+    "UnknownBackendError",
+]
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend was asked for by name but cannot run here (not installed, or not on this device)."""
+
+
+class UnknownBackendError(ValueError):
+    """A backend name that no registry knows."""
+
+
+class CoordinateError(ValueError):
+    """Sparse coordinates that break the SparseTensor contract (duplicates, negatives, out of range)."""
+
+
+class FrameCountError(ValueError):
+    """A frame count an operation cannot handle (e.g. odd T for temporal packing)."""
+
+
+class MappingMismatchError(ValueError):
+    """An up-sampling / inverse-conv map applied to a tensor whose coordinates it was not built for."""

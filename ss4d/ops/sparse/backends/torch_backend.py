@@ -1,0 +1,50 @@
+"""The pure-PyTorch sparse-conv backend: the reference, and the fallback that runs on any device.
+
+Kernel maps come from :mod:`ss4d.ops.sparse.kernel_map` (sorted-key hashing, memoised on the sites);
+the convolution is gather-GEMM-scatter, one GEMM per kernel offset with pairs, plus one dense GEMM for
+the centre offset of a submanifold kernel (every row pairs with itself there).
+"""
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from ss4d.ops.sparse.backends.base import SparseConvBackend
+from ss4d.ops.sparse.kernel_map import ConvMap, KernelMap, KernelSize, submanifold_kernel_map
+from ss4d.ops.sparse.tensor import SparseTensor
+
+__all__ = ["TorchBackend", "gather_gemm_scatter"]
+
+
+def gather_gemm_scatter(
+    feats: Float[Tensor, "n ci"], weight: Float[Tensor, "k ci co"], kmap: KernelMap
+) -> Float[Tensor, "m co"]:
+    """``out[o] = sum over pairs (i, o, k) of feats[i] @ weight[k]``; autograd flows to feats and weight."""
+    if kmap.identity_offset is not None:
+        out = feats @ weight[kmap.identity_offset]
+    else:
+        out = feats.new_zeros(kmap.num_out, weight.shape[2])
+    for k, rows_in, rows_out in kmap.segments():
+        out.index_add_(0, rows_out, feats.index_select(0, rows_in) @ weight[k])
+    return out
+
+
+class TorchBackend(SparseConvBackend):
+    """Pure PyTorch, CPU and CUDA, every kernel shape; the reference implementation."""
+
+    name = "torch"
+    install_hint = ""
+
+    def is_available(self, device: torch.device) -> bool:
+        return True
+
+    def submanifold(
+        self, x: SparseTensor, weight: Float[Tensor, "k ci co"], kernel_size: KernelSize, dilation: int
+    ) -> Float[Tensor, "n co"]:
+        return gather_gemm_scatter(x.feats, weight, submanifold_kernel_map(x.sites, kernel_size, dilation))
+
+    def strided(self, x: SparseTensor, weight: Float[Tensor, "k ci co"], conv_map: ConvMap) -> Float[Tensor, "m co"]:
+        return gather_gemm_scatter(x.feats, weight, conv_map.pairs)
+
+    def inverse(self, y: SparseTensor, weight: Float[Tensor, "k ci co"], conv_map: ConvMap) -> Float[Tensor, "n co"]:
+        return gather_gemm_scatter(y.feats, weight, conv_map.pairs.transposed())
