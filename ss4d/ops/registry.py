@@ -12,7 +12,7 @@ No environment variable and no import-time global changes the choice.
 import contextlib
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 import torch
 
@@ -21,6 +21,7 @@ from ss4d.errors import BackendUnavailableError, UnknownBackendError
 __all__ = ["Backend", "BackendRegistry"]
 
 
+@runtime_checkable
 class Backend(Protocol):
     """What a registry needs of a backend."""
 

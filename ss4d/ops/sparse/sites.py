@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
-from jaxtyping import Int32, Int64
+from jaxtyping import Int, Int32, Int64
 from torch import Tensor
 
 from ss4d.errors import CoordinateError
@@ -24,7 +24,7 @@ _MAX_KEY = 2**62
 
 
 def linear_keys(
-    coords: Int32[Tensor, "n 4"], num_entries: int, spatial_shape: tuple[int, int, int]
+    coords: Int[Tensor, "n 4"], num_entries: int, spatial_shape: tuple[int, int, int]
 ) -> Int64[Tensor, " n"]:
     """Row-major linear index of ``(entry, x, y, z)`` in a grid of ``num_entries x X x Y x Z``.
 

@@ -9,7 +9,7 @@ from torch import Tensor
 from ss4d.ops.sparse.kernel_map import ConvMap, KernelSize
 from ss4d.ops.sparse.tensor import SparseTensor
 
-__all__ = ["SparseConvBackend"]
+__all__ = ["SparseConvBackend", "zeros_like_output"]
 
 
 class SparseConvBackend(ABC):
@@ -47,3 +47,12 @@ class SparseConvBackend(ABC):
 
     def __repr__(self) -> str:
         return f"<sparse-conv backend {self.name!r}>"
+
+
+def zeros_like_output(feats: Tensor, weight: Tensor, num_out: int) -> Tensor:
+    """A zero ``[num_out, c_out]`` result for a conv with no pairs, still on the autograd graph.
+
+    Backward through it then gives zero gradients instead of "does not require grad" (an empty sample
+    in a batch must not break training).
+    """
+    return feats.new_zeros(num_out, weight.shape[2]) + 0 * (feats.sum() + weight.sum())

@@ -10,7 +10,10 @@ Two defects of the CPU build (shared/reference/backends.md) are handled here, no
 1. with more than one torch intra-op thread its CPU conv returns wrong rows: every spconv call on
    CPU (forward and backward) runs with one thread, and the caller's setting is restored afterwards;
 2. a biased conv in eval mode raises "cpu don't support act and bias": spconv never sees the bias
-   (``ss4d.ops.sparse.conv`` adds it).
+   (``ss4d.ops.sparse.conv`` adds it);
+3. (found here) its native backward calls ``torch.cuda.current_stream()`` even for CPU tensors, so with a
+   CPU-only torch every backward raises "Torch not compiled with CUDA enabled": on CPU the backward is
+   computed by torch ops (gather-GEMM-scatter) over spconv's own index pairs.
 """
 
 import contextlib
@@ -22,7 +25,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ss4d.ops._optional import is_importable, require
-from ss4d.ops.sparse.backends.base import SparseConvBackend
+from ss4d.ops.sparse.backends.base import SparseConvBackend, zeros_like_output
 from ss4d.ops.sparse.kernel_map import ConvMap, KernelMap, KernelSize
 from ss4d.ops.sparse.sites import SparseSites
 from ss4d.ops.sparse.tensor import SparseTensor
@@ -62,14 +65,49 @@ class _IndiceConv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        ops = require("spconv.pytorch.ops", hint=_HINT)
         feats, filters, pairs, pair_num = ctx.saved_tensors
         inverse, subm = ctx.flags
-        with single_thread_on_cpu(feats.device):
-            grad_feats, grad_filters = ops.indice_conv_backward(
-                feats, filters, grad_out.contiguous(), pairs, pair_num, inverse, subm
-            )
+        grad_out = grad_out.contiguous()
+        if feats.device.type == "cpu":
+            grad_feats, grad_filters = _native_backward_in_torch(feats, filters, grad_out, pairs, pair_num, inverse, subm)
+        else:
+            ops = require("spconv.pytorch.ops", hint=_HINT)
+            grad_feats, grad_filters = ops.indice_conv_backward(feats, filters, grad_out, pairs, pair_num, inverse, subm)
         return grad_feats, grad_filters, None, None, None, None, None
+
+
+def _native_backward_in_torch(
+    feats: Tensor, filters: Tensor, grad_out: Tensor, pairs: Tensor, pair_num: Tensor, inverse: bool, subm: bool
+) -> tuple[Tensor, Tensor]:
+    """Gradients of spconv's native indice conv, read from its pair tables (KRSC filters [co, *k, ci]).
+
+    spconv stores submanifold pairs for every offset but counts only the first half: offset ``i`` past
+    the centre has ``pair_num[K - 1 - i]`` pairs.
+    """
+    co, ci = filters.shape[0], filters.shape[-1]
+    w = filters.reshape(co, -1, ci)  # [co, K, ci]
+    K = w.shape[1]
+    centre = K // 2
+    counts = pair_num.tolist()
+    grad_w = torch.zeros_like(w)
+    if subm:
+        grad_feats = grad_out @ w[:, centre]
+        grad_w[:, centre] = grad_out.T @ feats
+    else:
+        grad_feats = torch.zeros_like(feats)
+    side_in, side_out = int(inverse), int(not inverse)
+    for k in range(K):
+        if subm and k == centre:
+            continue
+        n = counts[K - 1 - k] if subm and k > centre else counts[k]
+        if n <= 0:
+            continue
+        rows_in = pairs[side_in, k, :n].long()
+        rows_out = pairs[side_out, k, :n].long()
+        g = grad_out.index_select(0, rows_out)
+        grad_feats.index_add_(0, rows_in, g @ w[:, k])
+        grad_w[:, k] = g.T @ feats.index_select(0, rows_in)
+    return grad_feats, grad_w.reshape(filters.shape)
 
 
 def _spconv_subm_pairs(sites: SparseSites, kernel_size: KernelSize, dilation: int) -> tuple[Tensor, Tensor]:
@@ -125,7 +163,7 @@ class SpconvBackend(SparseConvBackend):
         self, x: SparseTensor, weight: Float[Tensor, "k ci co"], kernel_size: KernelSize, dilation: int
     ) -> Float[Tensor, "n co"]:
         if x.num_voxels == 0:
-            return x.feats.new_zeros(0, weight.shape[2]) + 0 * weight.sum()
+            return zeros_like_output(x.feats, weight, 0)
         pairs, pair_num = x.sites.memo(
             ("spconv_subm", kernel_size, dilation), lambda: _spconv_subm_pairs(x.sites, kernel_size, dilation)
         )
@@ -141,7 +179,7 @@ class SpconvBackend(SparseConvBackend):
     def _run(self, feats: Tensor, weight: Tensor, conv_map: ConvMap, *, inverse: bool) -> Tensor:
         num_out = conv_map.fine.num_voxels if inverse else conv_map.coarse.num_voxels
         if conv_map.pairs.in_idx.numel() == 0:
-            return feats.new_zeros(num_out, weight.shape[2]) + 0 * weight.sum()
+            return zeros_like_output(feats, weight, num_out)
         key = ("spconv_strided", conv_map.kernel_size, conv_map.stride, conv_map.padding)
         pairs, pair_num = conv_map.fine.memo(key, lambda: _pairs_in_spconv_format(conv_map.pairs))
         filters = weight_to_spconv(weight, conv_map.kernel_size)

@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ss4d.ops.sparse.backends.base import SparseConvBackend
+from ss4d.ops.sparse.backends.base import SparseConvBackend, zeros_like_output
 from ss4d.ops.sparse.kernel_map import ConvMap, KernelMap, KernelSize, submanifold_kernel_map
 from ss4d.ops.sparse.tensor import SparseTensor
 
@@ -20,11 +20,12 @@ def gather_gemm_scatter(
     feats: Float[Tensor, "n ci"], weight: Float[Tensor, "k ci co"], kmap: KernelMap
 ) -> Float[Tensor, "m co"]:
     """``out[o] = sum over pairs (i, o, k) of feats[i] @ weight[k]``; autograd flows to feats and weight."""
+    segments = kmap.segments()
     if kmap.identity_offset is not None:
         out = feats @ weight[kmap.identity_offset]
     else:
-        out = feats.new_zeros(kmap.num_out, weight.shape[2])
-    for k, rows_in, rows_out in kmap.segments():
+        out = zeros_like_output(feats, weight, kmap.num_out)
+    for k, rows_in, rows_out in segments:
         out.index_add_(0, rows_out, feats.index_select(0, rows_in) @ weight[k])
     return out
 
