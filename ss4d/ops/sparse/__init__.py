@@ -9,8 +9,8 @@ from ss4d.ops.sparse.conv import inverse_conv, strided_conv, subm_conv
 from ss4d.ops.sparse.kernel_map import ConvMap, KernelMap, strided_conv_map, submanifold_kernel_map
 from ss4d.ops.sparse.layout import SpacetimeLayout
 from ss4d.ops.sparse.sampling import (
-    PoolMap,
     Pooling,
+    PoolMap,
     spatial_downsample,
     spatial_upsample,
     temporal_downsample,

@@ -34,9 +34,7 @@ def _check_weight(x: SparseTensor, weight: Tensor, bias: Tensor | None, kernel_s
     if weight.shape[1] != x.num_channels:
         raise ValueError(f"{what}: input has {x.num_channels} channels but `weight` expects {weight.shape[1]}")
     if weight.dtype != x.dtype or weight.device != x.device:
-        raise ValueError(
-            f"{what}: `weight` is {weight.dtype} on {weight.device}, features are {x.dtype} on {x.device}"
-        )
+        raise ValueError(f"{what}: `weight` is {weight.dtype} on {weight.device}, features are {x.dtype} on {x.device}")
     if bias is not None and (bias.shape != (weight.shape[2],) or bias.dtype != x.dtype):
         raise ValueError(f"{what}: `bias` must be [{weight.shape[2]}] {x.dtype}, got {tuple(bias.shape)} {bias.dtype}")
 

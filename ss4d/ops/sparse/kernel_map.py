@@ -45,15 +45,15 @@ def normalize_kernel_size(kernel_size: int | tuple[int, ...]) -> KernelSize:
         if len(ks) == 3:
             ks = (1, *ks)
     if len(ks) != 4 or min(ks) < 1:
-        raise ValueError(f"`kernel_size` must be an int, 3 ints (x, y, z) or 4 ints (t, x, y, z) >= 1; got {kernel_size!r}")
+        raise ValueError(
+            f"`kernel_size` must be an int, 3 ints (x, y, z) or 4 ints (t, x, y, z) >= 1; got {kernel_size!r}"
+        )
     return ks  # type: ignore[return-value]
 
 
 def kernel_offsets(kernel_size: KernelSize, *, centered: bool, dilation: int = 1) -> list[tuple[int, int, int, int]]:
     """Offsets in weight order. ``centered``: ``(j - k // 2) * dilation`` (odd kernels); else ``j``."""
-    ranges = [
-        [((j - k // 2) * dilation if centered else j) for j in range(k)] for k in kernel_size
-    ]
+    ranges = [[((j - k // 2) * dilation if centered else j) for j in range(k)] for k in kernel_size]
     return list(itertools.product(*ranges))
 
 

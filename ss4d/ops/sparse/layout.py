@@ -21,8 +21,10 @@ class SpacetimeLayout:
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_frames"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"SpacetimeLayout.{name} must be an int >= 1, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"SpacetimeLayout.{name} must be an int, got {value!r}")
+            if value < 1:
+                raise ValueError(f"SpacetimeLayout.{name} must be >= 1, got {value}")
 
     @property
     def num_entries(self) -> int:

@@ -50,9 +50,7 @@ class PoolMap:
     counts: Int64[Tensor, " m"]
 
 
-def pool_features(
-    feats: Float[Tensor, "n c"], pool_map: PoolMap, pooling: Pooling = "mean"
-) -> Float[Tensor, "m c"]:
+def pool_features(feats: Float[Tensor, "n c"], pool_map: PoolMap, pooling: Pooling = "mean") -> Float[Tensor, "m c"]:
     """Reduce fine rows into their coarse parents (``"mean"`` or the official ``sum / (n + 1)``)."""
     _check_pooling(pooling)
     summed = feats.new_zeros(pool_map.coarse.num_voxels, feats.shape[1]).index_add(0, pool_map.parent, feats)

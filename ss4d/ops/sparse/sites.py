@@ -97,9 +97,7 @@ class SparseSites:
     # --- derived data -------------------------------------------------------------------------------
     def keys(self) -> Int64[Tensor, " n"]:
         """Linear keys of the rows (see :func:`linear_keys`)."""
-        return self.memo(
-            ("keys",), lambda: linear_keys(self.coords, self.layout.num_entries, self.spatial_shape)
-        )
+        return self.memo(("keys",), lambda: linear_keys(self.coords, self.layout.num_entries, self.spatial_shape))
 
     def sorted_keys(self) -> tuple[Int64[Tensor, " n"], Int64[Tensor, " n"]]:
         """``(sorted_keys, perm)`` with ``keys()[perm] == sorted_keys``: the hash table of the set."""

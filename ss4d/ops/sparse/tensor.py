@@ -175,7 +175,10 @@ class SparseTensor:
         return values[self.coords[:, 0].long()]
 
     def to(
-        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None, non_blocking: bool = False
+        self,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        non_blocking: bool = False,
     ) -> "SparseTensor":
         """Move to ``device`` and/or cast features to ``dtype`` (coordinates stay int32)."""
         feats = self.feats.to(device=device, dtype=dtype, non_blocking=non_blocking)
@@ -260,7 +263,9 @@ class SparseTensor:
         lo, hi = int(offsets[b * T]), int(offsets[(b + 1) * T])
         coords = self.coords[lo:hi].clone()
         coords[:, 0] -= b * T
-        return SparseTensor.from_sites(self.feats[lo:hi], SparseSites(coords, SpacetimeLayout(1, T), self.spatial_shape))
+        return SparseTensor.from_sites(
+            self.feats[lo:hi], SparseSites(coords, SpacetimeLayout(1, T), self.spatial_shape)
+        )
 
     def unbind_samples(self) -> list["SparseTensor"]:
         return [self.sample(b) for b in range(self.layout.batch_size)]
@@ -303,10 +308,14 @@ class SparseTensor:
         first, T = frames[0], len(frames)
         for i, x in enumerate(frames):
             if x.layout != SpacetimeLayout(first.layout.batch_size, 1):
-                raise ValueError(f"stack_frames: frame {i} has layout {x.layout}, expected ({first.layout.batch_size}, 1)")
+                raise ValueError(
+                    f"stack_frames: frame {i} has layout {x.layout}, expected ({first.layout.batch_size}, 1)"
+                )
             for attr in ("spatial_shape", "num_channels", "dtype", "device"):
                 if getattr(x, attr) != getattr(first, attr):
-                    raise ValueError(f"stack_frames: frame {i} has {attr}={getattr(x, attr)}, frame 0 has {getattr(first, attr)}")
+                    raise ValueError(
+                        f"stack_frames: frame {i} has {attr}={getattr(x, attr)}, frame 0 has {getattr(first, attr)}"
+                    )
         coords = []
         for t, x in enumerate(frames):
             c = x.coords.clone()
@@ -340,7 +349,9 @@ class SparseTensor:
         if mask is None:
             mask = channels_last.ne(0).any(dim=-1)
         if mask.shape != (B, T, X, Y, Z) or mask.dtype != torch.bool:
-            raise CoordinateError(f"`mask` must be bool [B, T, X, Y, Z] = {[B, T, X, Y, Z]}, got {mask.dtype} {tuple(mask.shape)}")
+            raise CoordinateError(
+                f"`mask` must be bool [B, T, X, Y, Z] = {[B, T, X, Y, Z]}, got {mask.dtype} {tuple(mask.shape)}"
+            )
         idx = torch.nonzero(mask)  # lexicographic (b, t, x, y, z): grouped by entry
         coords = torch.stack([idx[:, 0] * T + idx[:, 1], idx[:, 2], idx[:, 3], idx[:, 4]], dim=1).to(torch.int32)
         sites = SparseSites(coords.contiguous(), SpacetimeLayout(B, T), (X, Y, Z))

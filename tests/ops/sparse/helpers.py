@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from ss4d.ops.sparse import SparseTensor, SpacetimeLayout, sparse_conv_backends
+from ss4d.ops.sparse import SpacetimeLayout, SparseTensor, sparse_conv_backends
 from ss4d.ops.sparse.weights import weight_to_dense
 
 BACKENDS = ["torch", "spconv", "torchsparse"]
@@ -106,6 +106,8 @@ def dense_inverse_reference(y: SparseTensor, weight, kernel_size, stride, paddin
     B, T = dense.shape[:2]
     fine_shape = fine.spatial_shape
     ks = kernel_size[1:]
-    out_pad = [f - ((c - 1) * stride - 2 * padding + k) for f, c, k in zip(fine_shape, y.spatial_shape, ks)]
+    out_pad = [
+        f - ((c - 1) * stride - 2 * padding + k) for f, c, k in zip(fine_shape, y.spatial_shape, ks, strict=True)
+    ]
     out = F.conv_transpose3d(dense.flatten(0, 1), w, stride=stride, padding=padding, output_padding=out_pad)
     return gather_sites(out.unflatten(0, (B, T)), fine)

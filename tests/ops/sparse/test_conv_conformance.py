@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ss4d.ops.sparse import SparseTensor, SpacetimeLayout, inverse_conv, strided_conv, subm_conv
+from ss4d.ops.sparse import SpacetimeLayout, SparseTensor, inverse_conv, strided_conv, subm_conv
 from ss4d.ops.sparse.kernel_map import normalize_kernel_size
 
 from .helpers import (
@@ -100,17 +100,24 @@ def test_temporal_conv_stays_inside_sample(backend):
 @given(x=sparse_tensors(max_frames=3, max_side=7, max_channels=12), co=st.integers(1, 8))
 def test_strided_and_inverse_conv_match_dense(backend, kernel, stride, padding, x, co):
     ks = normalize_kernel_size(kernel)
-    if any((s + 2 * padding - k) // stride + 1 < 1 for s, k in zip(x.spatial_shape, ks[1:])):
+    if any((s + 2 * padding - k) // stride + 1 < 1 for s, k in zip(x.spatial_shape, ks[1:], strict=True)):
         with pytest.raises(ValueError, match="does not fit"):
-            strided_conv(x, *_weights(0, ks[1] ** 3, x.num_channels, co), kernel_size=kernel, stride=stride,
-                         padding=padding, backend=backend)
+            strided_conv(
+                x,
+                *_weights(0, ks[1] ** 3, x.num_channels, co),
+                kernel_size=kernel,
+                stride=stride,
+                padding=padding,
+                backend=backend,
+            )
         return
     K = ks[1] ** 3
     w, b = _weights(1, K, x.num_channels, co)
     w.requires_grad_(True)
     feats = x.feats.clone().requires_grad_(True)
-    coarse, cmap = strided_conv(x.replace(feats), w, b, kernel_size=kernel, stride=stride, padding=padding,
-                                backend=backend)
+    coarse, cmap = strided_conv(
+        x.replace(feats), w, b, kernel_size=kernel, stride=stride, padding=padding, backend=backend
+    )
     # coarse sites: exactly the outputs whose window holds an active voxel, rows sorted
     got = {tuple(r) for r in coarse.coords.tolist()}
     assert got == dense_active_outputs(x, ks, stride, padding)

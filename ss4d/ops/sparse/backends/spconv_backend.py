@@ -55,7 +55,14 @@ class _IndiceConv(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, feats: Tensor, filters: Tensor, pairs: Tensor, pair_num: Tensor, num_out: int, inverse: bool, subm: bool
+        ctx: Any,
+        feats: Tensor,
+        filters: Tensor,
+        pairs: Tensor,
+        pair_num: Tensor,
+        num_out: int,
+        inverse: bool,
+        subm: bool,
     ) -> Tensor:
         ops = require("spconv.pytorch.ops", hint=_HINT)
         ctx.save_for_backward(feats, filters, pairs, pair_num)
@@ -69,15 +76,25 @@ class _IndiceConv(torch.autograd.Function):
         inverse, subm = ctx.flags
         grad_out = grad_out.contiguous()
         if feats.device.type == "cpu":
-            grad_feats, grad_filters = _native_backward_in_torch(feats, filters, grad_out, pairs, pair_num, inverse, subm)
+            grad_feats, grad_filters = _native_backward_in_torch(
+                feats, filters, grad_out, pairs, pair_num, inverse, subm
+            )
         else:
             ops = require("spconv.pytorch.ops", hint=_HINT)
-            grad_feats, grad_filters = ops.indice_conv_backward(feats, filters, grad_out, pairs, pair_num, inverse, subm)
+            grad_feats, grad_filters = ops.indice_conv_backward(
+                feats, filters, grad_out, pairs, pair_num, inverse, subm
+            )
         return grad_feats, grad_filters, None, None, None, None, None
 
 
 def _native_backward_in_torch(
-    feats: Tensor, filters: Tensor, grad_out: Tensor, pairs: Tensor, pair_num: Tensor, inverse: bool, subm: bool
+    feats: Tensor,
+    filters: Tensor,
+    grad_out: Tensor,
+    pairs: Tensor,
+    pair_num: Tensor,
+    inverse: bool,
+    subm: bool,
 ) -> tuple[Tensor, Tensor]:
     """Gradients of spconv's native indice conv, read from its pair tables (KRSC filters [co, *k, ci]).
 
@@ -124,7 +141,17 @@ def _spconv_subm_pairs(sites: SparseSites, kernel_size: KernelSize, dilation: in
         batch, shape, ks = sites.layout.batch_size, [T, X, Y, Z], list(kernel_size)
     nd = len(ks)
     _, pairs, pair_num = ops.get_indice_pairs(
-        indices, batch, shape, algo, ks, [1] * nd, [k // 2 * dilation for k in ks], [dilation] * nd, [0] * nd, True, False
+        indices,
+        batch,
+        shape,
+        algo,
+        ks,
+        [1] * nd,
+        [k // 2 * dilation for k in ks],
+        [dilation] * nd,
+        [0] * nd,
+        True,
+        False,
     )
     return pairs, pair_num
 
