@@ -33,8 +33,6 @@ __all__ = [
 KernelSize = tuple[int, int, int, int]
 """Kernel extent over ``(t, x, y, z)``; a 3D kernel has ``kt == 1``."""
 
-_QUERY_CHUNK = 1 << 22  # queries per searchsorted call: bounds the temporary memory of map building
-
 
 def normalize_kernel_size(kernel_size: int | tuple[int, ...]) -> KernelSize:
     """``3 -> (1, 3, 3, 3)``; ``(3, 3, 3) -> (1, 3, 3, 3)``; a 4-tuple is ``(kt, kx, ky, kz)``."""
@@ -108,46 +106,63 @@ def submanifold_kernel_map(sites: SparseSites, kernel_size: KernelSize, dilation
 
 def _build_submanifold(sites: SparseSites, kernel_size: KernelSize, dilation: int) -> KernelMap:
     offsets = kernel_offsets(kernel_size, centered=True, dilation=dilation)
-    centre = offsets.index((0, 0, 0, 0))
-    n, device = sites.num_voxels, sites.device
-    T = sites.layout.num_frames
-    sx, sy, sz = sites.spatial_shape
+    K, n, device = len(offsets), sites.num_voxels, sites.device
+    centre = K // 2  # odd extents in C order: the zero offset is the middle one
+    # Keys over a grid padded by the kernel radius on every axis (time padded per sample), so a neighbour
+    # key is `key + delta` and an out-of-range neighbour lands in a padding cell that is never active.
+    B, T = sites.layout.batch_size, sites.layout.num_frames
+    radius = [k // 2 * dilation for k in kernel_size]
+    dims = [T + 2 * radius[0]] + [s + 2 * r for s, r in zip(sites.spatial_shape, radius[1:], strict=True)]
     c = sites.coords.long()
-    frame = c[:, 0] % T
-    rows = torch.arange(n, device=device)
-    in_parts, out_parts, counts = [], [], []
-    others = [o for i, o in enumerate(offsets) if i != centre]
-    per_chunk = max(1, _QUERY_CHUNK // max(n, 1))
-    results: dict[tuple[int, int, int, int], tuple[Tensor, Tensor]] = {}
-    for start in range(0, len(others), per_chunk):
-        chunk = torch.tensor(others[start : start + per_chunk], device=device, dtype=torch.long)  # [k, 4]
-        nt = frame[None] + chunk[:, 0:1]
-        nx, ny, nz = (c[None, :, d] + chunk[:, d : d + 1] for d in (1, 2, 3))
-        inside = (nt >= 0) & (nt < T) & (nx >= 0) & (nx < sx) & (ny >= 0) & (ny < sy) & (nz >= 0) & (nz < sz)
-        ne = c[None, :, 0] + chunk[:, 0:1]
-        query = torch.where(inside, ((ne * sx + nx) * sy + ny) * sz + nz, -1)
-        found = sites.lookup_keys(query)  # [k, n]
-        for j, off in enumerate(others[start : start + per_chunk]):
-            hit = found[j] >= 0
-            results[off] = (found[j][hit], rows[hit])
-    for i, off in enumerate(offsets):
-        if i == centre:
-            counts.append(0)
-            continue
-        src, dst = results[off]
-        in_parts.append(src)
-        out_parts.append(dst)
-        counts.append(int(src.numel()))
-    empty = torch.zeros(0, dtype=torch.long, device=device)
+    sample = torch.div(c[:, 0], T, rounding_mode="floor")
+    key = sample
+    for axis, (coordinate, r) in enumerate(zip([c[:, 0] % T, c[:, 1], c[:, 2], c[:, 3]], radius, strict=True)):
+        key = key * dims[axis] + coordinate + r
+    strides = [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1]
+    # Offsets before the centre are looked up; those after it are their mirror images (pairs swapped).
+    delta = torch.tensor(
+        [sum(o * s for o, s in zip(off, strides, strict=True)) for off in offsets[:centre]],
+        dtype=torch.long,
+        device=device,
+    )
+    found = _lookup(key, key[None, :] + delta[:, None], volume=B * dims[0] * dims[1] * dims[2] * dims[3])
+    hit = found >= 0
+    half_k, out_rows = hit.nonzero(as_tuple=True)
+    in_rows = found[half_k, out_rows]
+    half_counts = hit.sum(dim=1).tolist()
+    ins, outs = torch.split(in_rows, half_counts), torch.split(out_rows, half_counts)
+    in_parts = list(ins) + [outs[centre - 1 - j] for j in range(centre)]
+    out_parts = list(outs) + [ins[centre - 1 - j] for j in range(centre)]
+    counts = half_counts + [0] + half_counts[::-1]
     return KernelMap(
-        kernel_volume=len(offsets),
-        in_idx=torch.cat(in_parts) if in_parts else empty,
-        out_idx=torch.cat(out_parts) if out_parts else empty,
+        kernel_volume=K,
+        in_idx=torch.cat(in_parts) if in_parts else torch.zeros(0, dtype=torch.long, device=device),
+        out_idx=torch.cat(out_parts) if out_parts else torch.zeros(0, dtype=torch.long, device=device),
         counts=tuple(counts),
         identity_offset=centre,
         num_in=n,
         num_out=n,
     )
+
+
+_TABLE_MAX_CELLS = 1 << 24  # direct-address table limit (64 MB of int32)
+
+
+def _lookup(keys: Int64[Tensor, " n"], query: Int64[Tensor, "q n"], *, volume: int) -> Int64[Tensor, "q n"]:
+    """Row of each query key in ``keys`` (distinct, all in ``[0, volume)``), or -1; queries are in range too.
+
+    Small grids use a direct-address table (one gather per query); larger ones binary-search the sorted keys.
+    """
+    n = keys.numel()
+    if n == 0:
+        return torch.full_like(query, -1)
+    if volume <= min(_TABLE_MAX_CELLS, max(4 * query.numel(), 1 << 16)):
+        table = torch.full((volume,), -1, dtype=torch.long, device=keys.device)
+        table[keys] = torch.arange(n, device=keys.device)
+        return table[query]
+    sorted_keys, perm = torch.sort(keys)
+    pos = torch.searchsorted(sorted_keys, query).clamp_(max=n - 1)
+    return torch.where(sorted_keys[pos] == query, perm[pos], -1)
 
 
 @dataclass(frozen=True, eq=False)
