@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from ss4d.ops.sparse import SparseTensor, SpacetimeLayout
+from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
 
 
 def shell_voxels(num_voxels: int, *, num_frames: int = 1, channels: int = 64, seed: int = 0) -> SparseTensor:

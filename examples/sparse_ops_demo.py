@@ -15,8 +15,8 @@ import torch
 
 from ss4d.layers import FactorizedSparseConv4d, SparseConv4d, set_sparse_conv_backend
 from ss4d.ops.sparse import (
-    SparseTensor,
     SpacetimeLayout,
+    SparseTensor,
     sparse_conv_backends,
     spatial_downsample,
     spatial_upsample,
