@@ -20,7 +20,14 @@ def load(path: Path) -> tuple[list[dict], dict]:
     rows = []
     for b in data["benchmarks"]:
         info = b["extra_info"]
-        rows.append({**info, "median_ms": b["stats"]["median"] * 1e3, "min_ms": b["stats"]["min"] * 1e3})
+        rows.append(
+            {
+                **info,
+                "headline": (b.get("group") or "").startswith("headline"),
+                "median_ms": b["stats"]["median"] * 1e3,
+                "min_ms": b["stats"]["min"] * 1e3,
+            }
+        )
     return rows, data.get("machine_info", {})
 
 
@@ -54,7 +61,7 @@ def plot(rows: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = [r for r in rows if r["dist"] == "shell" and r["mode"] in ("fwd", "fwd+bwd") and r["kernel"] != "x"]
+    grid = [r for r in rows if not r["headline"] and r["mode"] in ("fwd", "fwd+bwd")]
     kernels = sorted({r["kernel"] for r in grid})
     modes = ["fwd", "fwd+bwd"]
     fig, axes = plt.subplots(len(kernels), len(modes), figsize=(11, 4 * len(kernels)), squeeze=False)
