@@ -1,5 +1,24 @@
-"""Floor 2: nn blocks built on ``ss4d.ops`` (sparse convs now; attention and transformer blocks next)."""
+"""Floor 2: nn blocks built on ``ss4d.ops``.
 
+Positional encodings, norms, attention (dense / sparse / temporal), transformer and residual blocks,
+and sparse convolution layers. Every block is usable on its own::
+
+    from ss4d.layers import TemporalLayer
+    layer = TemporalLayer(512, num_heads=8, window=8, shift=True)
+"""
+
+from ss4d.layers.attention import AttentionCore, MultiHeadAttention, SparseMultiHeadAttention
+from ss4d.layers.blocks import (
+    FeedForward,
+    ModulatedSparseTransformerCrossBlock,
+    ModulatedTransformerCrossBlock,
+    SparseResBlock,
+    SparseTransformerBlock,
+    TemporalMode,
+    TimestepEmbedder,
+)
+from ss4d.layers.norm import LayerNorm32, MultiHeadRMSNorm
+from ss4d.layers.positional import AbsolutePositionEmbedder, HybridPositionalEncoding, RotaryEmbedding, apply_rotary
 from ss4d.layers.sparse_conv import (
     FactorizedSparseConv4d,
     SparseConv3d,
@@ -10,14 +29,46 @@ from ss4d.layers.sparse_conv import (
     SparseTemporalConv1d,
     set_sparse_conv_backend,
 )
+from ss4d.layers.temporal import TemporalLayer
+from ss4d.layers.windows import (
+    TokenPartition,
+    dense_temporal_partition,
+    frame_window_lengths,
+    sparse_entry_partition,
+    sparse_spacetime_window_partition,
+    sparse_temporal_partition,
+)
 
 __all__ = [
+    "AbsolutePositionEmbedder",
+    "AttentionCore",
     "FactorizedSparseConv4d",
+    "FeedForward",
+    "HybridPositionalEncoding",
+    "LayerNorm32",
+    "ModulatedSparseTransformerCrossBlock",
+    "ModulatedTransformerCrossBlock",
+    "MultiHeadAttention",
+    "MultiHeadRMSNorm",
+    "RotaryEmbedding",
     "SparseConv3d",
     "SparseConv4d",
     "SparseDownConv3d",
     "SparseInverseConv3d",
+    "SparseMultiHeadAttention",
+    "SparseResBlock",
     "SparseSubMConv",
     "SparseTemporalConv1d",
+    "SparseTransformerBlock",
+    "TemporalLayer",
+    "TemporalMode",
+    "TimestepEmbedder",
+    "TokenPartition",
+    "apply_rotary",
+    "dense_temporal_partition",
+    "frame_window_lengths",
     "set_sparse_conv_backend",
+    "sparse_entry_partition",
+    "sparse_spacetime_window_partition",
+    "sparse_temporal_partition",
 ]
