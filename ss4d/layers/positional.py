@@ -44,7 +44,9 @@ def apply_rotary(x: Float[Tensor, "*rows h d"], angles: Float[Tensor, "*arows d2
     """
     d2 = angles.shape[-1]
     rot, rest = x[..., : 2 * d2], x[..., 2 * d2 :]
-    pairs = rot.float().reshape(*rot.shape[:-1], d2, 2)
+    compute = torch.promote_types(x.dtype, torch.float32)  # at least fp32; fp64 stays fp64
+    pairs = rot.to(compute).reshape(*rot.shape[:-1], d2, 2)
+    angles = angles.to(compute)
     cos, sin = angles.cos()[..., None, :], angles.sin()[..., None, :]  # broadcast over heads
     a, b = pairs[..., 0], pairs[..., 1]
     out = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2).to(x.dtype)
@@ -69,10 +71,10 @@ class RotaryEmbedding(nn.Module):
             raise ValueError(f"`head_dim` {head_dim} too small for {in_channels} RoPE axes")
 
     def angles(self, positions: Int[Tensor, "*l a"] | Float[Tensor, "*l a"]) -> Float[Tensor, "*l d2"]:
-        """Rotation angles ``[..., in_channels * freq_dim]`` for positions ``[..., in_channels]``."""
+        """Rotation angles ``[..., in_channels * freq_dim]`` (float64) for positions ``[..., in_channels]``."""
         j = torch.arange(self.freq_dim, device=positions.device, dtype=torch.float64)
-        freqs = (self.base ** (-j / self.freq_dim)).float()
-        return (positions.float()[..., :, None] * freqs).flatten(-2)
+        freqs = self.base ** (-j / self.freq_dim)
+        return (positions.double()[..., :, None] * freqs).flatten(-2)
 
     def forward(
         self, x: Float[Tensor, "*batch l h d"], positions: Int[Tensor, "*l a"] | Float[Tensor, "*l a"]
