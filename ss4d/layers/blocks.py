@@ -86,9 +86,16 @@ class FeedForward(nn.Module):
         return self.mlp(x)
 
 
-def _modulation(channels: int, parts: int, dd: dict) -> nn.Sequential:
-    """``adaLN_modulation``: SiLU then Linear(C, parts * C) (key ``adaLN_modulation.1``)."""
-    return _modulation_to(channels, parts * channels, dd)
+def _modulation(channels: int, parts: int, dd: dict, *, zero: bool) -> nn.Sequential:
+    """``adaLN_modulation``: SiLU then Linear(C, parts * C) (key ``adaLN_modulation.1``).
+
+    ``zero``: adaLN-Zero initialisation (all shifts, scales and gates 0 at init), as DiT / TRELLIS.
+    """
+    mod = _modulation_to(channels, parts * channels, dd)
+    if zero:
+        nn.init.zeros_(mod[1].weight)
+        nn.init.zeros_(mod[1].bias)
+    return mod
 
 
 def _modulation_to(in_channels: int, out_channels: int, dd: dict) -> nn.Sequential:
@@ -111,6 +118,7 @@ class ModulatedTransformerCrossBlock(_Checkpointed):
     ``x += gate_msa * SelfAttn(LN1(x)(1 + scale_msa) + shift_msa)``; ``x += CrossAttn(LN2(x), cond)``
     (per frame, LN2 affine); ``x += gate_mlp * MLP(LN3(x)(1 + scale_mlp) + shift_mlp)``. Self-attention by
     ``temporal``: see the module docstring; ``window``/``shift`` window it in time (frames).
+    ``adaln_zero`` (default) zero-initialises the modulation, so gates start at 0 (adaLN-Zero).
     """
 
     def __init__(
@@ -128,6 +136,7 @@ class ModulatedTransformerCrossBlock(_Checkpointed):
         qk_rms_norm: bool = False,
         qk_rms_norm_cross: bool = False,
         share_mod: bool = False,
+        adaln_zero: bool = True,
         use_checkpoint: bool = False,
         attn_backend: str = "auto",
         device=None,
@@ -165,7 +174,7 @@ class ModulatedTransformerCrossBlock(_Checkpointed):
         )
         self.mlp = FeedForward(channels, mlp_ratio=mlp_ratio, **dd)
         if not share_mod:
-            self.adaLN_modulation = _modulation(channels, 6, dd)
+            self.adaLN_modulation = _modulation(channels, 6, dd, zero=adaln_zero)
 
     def _forward(
         self, x: Float[Tensor, "b t m c"], emb: Float[Tensor, "b t e"], cond: Float[Tensor, "b t l cc"]
@@ -211,6 +220,7 @@ class ModulatedSparseTransformerCrossBlock(_Checkpointed):
         qk_rms_norm: bool = False,
         qk_rms_norm_cross: bool = False,
         share_mod: bool = False,
+        adaln_zero: bool = True,
         use_checkpoint: bool = False,
         attn_backend: str = "auto",
         device=None,
@@ -248,7 +258,7 @@ class ModulatedSparseTransformerCrossBlock(_Checkpointed):
         )
         self.mlp = FeedForward(channels, mlp_ratio=mlp_ratio, **dd)
         if not share_mod:
-            self.adaLN_modulation = _modulation(channels, 6, dd)
+            self.adaLN_modulation = _modulation(channels, 6, dd, zero=adaln_zero)
 
     def _forward(self, x: SparseTensor, emb: Float[Tensor, "e d"], cond: Float[Tensor, "e l cc"]) -> SparseTensor:
         if emb.shape[0] != x.layout.num_entries:

@@ -41,9 +41,19 @@ def test_timestep_embedding_is_cos_first():
     torch.testing.assert_close(s, torch.tensor([math.cos(2.0), math.cos(2 * f1), math.sin(2.0), math.sin(2 * f1)]))
 
 
+def test_adaln_zero_gates_start_closed():
+    block = ModulatedTransformerCrossBlock(C, CC, num_heads=H)
+    assert torch.count_nonzero(block.adaLN_modulation[1].weight) == 0
+    x, emb, cond = _dense_inputs()
+    expected = x + block.cross_attn(block.norm2(x).flatten(0, 1), cond.flatten(0, 1)).view_as(x)
+    torch.testing.assert_close(block(x, emb, cond), expected)
+
+
 def test_dense_insert_block_at_init_equals_3d_block_per_frame():
     torch.manual_seed(0)
-    inserted = ModulatedTransformerCrossBlock(C, CC, num_heads=H, temporal="insert", window=2, shift=True)
+    inserted = ModulatedTransformerCrossBlock(
+        C, CC, num_heads=H, temporal="insert", window=2, shift=True, adaln_zero=False
+    )
     plain = ModulatedTransformerCrossBlock(C, CC, num_heads=H, temporal="none")
     missing, unexpected = plain.load_state_dict(inserted.state_dict(), strict=False)
     assert not missing and all(k.startswith("temporal_attn.") for k in unexpected)
@@ -57,7 +67,7 @@ def test_dense_insert_block_at_init_equals_3d_block_per_frame():
 
 def test_sparse_insert_block_at_init_equals_3d_block():
     torch.manual_seed(0)
-    inserted = ModulatedSparseTransformerCrossBlock(C, CC, num_heads=H, temporal="insert")
+    inserted = ModulatedSparseTransformerCrossBlock(C, CC, num_heads=H, temporal="insert", adaln_zero=False)
     plain = ModulatedSparseTransformerCrossBlock(C, CC, num_heads=H, temporal="none")
     plain.load_state_dict(inserted.state_dict(), strict=False)
     x, emb, cond = _sparse_inputs()
@@ -76,7 +86,7 @@ def test_expand_block_mixes_frames_and_none_does_not():
     y = x.clone()
     y[:, 2] += torch.randn(y[:, 2].shape)  # not a constant: LayerNorm would remove that
     for temporal, mixes in (("expand", True), ("none", False)):
-        block = ModulatedTransformerCrossBlock(C, CC, num_heads=H, temporal=temporal)
+        block = ModulatedTransformerCrossBlock(C, CC, num_heads=H, temporal=temporal, adaln_zero=False)
         with torch.no_grad():
             diff = (block(x, emb, cond)[:, 0] - block(y, emb, cond)[:, 0]).abs().max()
         assert bool(diff > 1e-6) == mixes
@@ -84,7 +94,7 @@ def test_expand_block_mixes_frames_and_none_does_not():
 
 def test_checkpointing_gives_the_same_values_and_gradients():
     torch.manual_seed(0)
-    block = ModulatedTransformerCrossBlock(C, CC, num_heads=H, window=2, shift=True, qk_rms_norm=True)
+    block = ModulatedTransformerCrossBlock(C, CC, num_heads=H, window=2, shift=True, qk_rms_norm=True, adaln_zero=False)
     x, emb, cond = _dense_inputs()
     block.train()
     out = block(x, emb, cond)
@@ -109,7 +119,12 @@ def test_shared_modulation_takes_6c_embeddings():
 def test_one_optimizer_step_changes_every_parameter():
     torch.manual_seed(0)
     blocks = [
-        (ModulatedSparseTransformerCrossBlock(C, CC, num_heads=H, qk_rms_norm=True, qk_rms_norm_cross=True), True),
+        (
+            ModulatedSparseTransformerCrossBlock(
+                C, CC, num_heads=H, qk_rms_norm=True, qk_rms_norm_cross=True, adaln_zero=False
+            ),
+            True,
+        ),
         (SparseTransformerBlock(C, num_heads=H, window=2, window_xyz=2, shift=True), False),
     ]
     x, emb, cond = _sparse_inputs()
