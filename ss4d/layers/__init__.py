@@ -19,6 +19,7 @@ from ss4d.layers.blocks import (
 )
 from ss4d.layers.norm import LayerNorm32, MultiHeadRMSNorm
 from ss4d.layers.positional import AbsolutePositionEmbedder, HybridPositionalEncoding, RotaryEmbedding, apply_rotary
+from ss4d.layers.sampling import SpatialDownsample, SpatialUpsample, TemporalPack, TemporalUnpack
 from ss4d.layers.sparse_conv import (
     FactorizedSparseConv4d,
     SparseConv3d,
@@ -60,8 +61,12 @@ __all__ = [
     "SparseSubMConv",
     "SparseTemporalConv1d",
     "SparseTransformerBlock",
+    "SpatialDownsample",
+    "SpatialUpsample",
     "TemporalLayer",
     "TemporalMode",
+    "TemporalPack",
+    "TemporalUnpack",
     "TimestepEmbedder",
     "TokenPartition",
     "apply_rotary",
