@@ -2,6 +2,7 @@
 
 __all__ = [
     "BackendUnavailableError",
+    "CheckpointMismatchError",
     "CoordinateError",
     "FrameCountError",
     "MappingMismatchError",
@@ -27,3 +28,7 @@ class FrameCountError(ValueError):
 
 class MappingMismatchError(ValueError):
     """An up-sampling / inverse-conv map applied to a tensor whose coordinates it was not built for."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose keys or shapes do not match the model (lists missing / unexpected / mismatched)."""

@@ -1,6 +1,25 @@
-"""Floor 3: the SS4D networks (structure VAE, structure flow, SLat VAE, SLat flow) and condition encoders.
+"""Floor 3: the SS4D networks, each with a frozen config dataclass and ``save_pretrained`` /
+``from_pretrained`` (config.json + model.safetensors)."""
 
-Empty until the models issue lands; floors below it (``ss4d.ops``, ``ss4d.layers``) are usable now.
-"""
+from ss4d.models.base import LoadReport, ModelConfig, ModelMixin
+from ss4d.models.slat_vae import (
+    GaussianDecoder4D,
+    GaussianDecoder4DConfig,
+    SLatEncoder4D,
+    SLatEncoder4DConfig,
+    hammersley_offsets,
+)
+from ss4d.models.structure_flow import StructureFlow4D, StructureFlow4DConfig
 
-__all__: list[str] = []
+__all__ = [
+    "GaussianDecoder4D",
+    "GaussianDecoder4DConfig",
+    "LoadReport",
+    "ModelConfig",
+    "ModelMixin",
+    "SLatEncoder4D",
+    "SLatEncoder4DConfig",
+    "StructureFlow4D",
+    "StructureFlow4DConfig",
+    "hammersley_offsets",
+]

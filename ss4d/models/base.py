@@ -1,0 +1,174 @@
+"""Configs and persistence shared by every ss4d network (diffusers-style, safetensors only).
+
+A model folder holds ``config.json`` (the frozen config dataclass plus ``_class_name``) and
+``model.safetensors``. Writes are atomic (temporary file + rename); loading is strict by default and
+reports missing, unexpected and shape-mismatched keys by name. No pickle is read or written.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ss4d import __version__
+from ss4d.errors import CheckpointMismatchError
+
+__all__ = ["LoadReport", "ModelConfig", "ModelMixin", "atomic_write"]
+
+C = TypeVar("C", bound="ModelConfig")
+M = TypeVar("M", bound="ModelMixin")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Base of the frozen, JSON-serialisable model configs. Subclasses validate in :meth:`validate`."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field when the config is inconsistent."""
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        """Build from a dict; unknown keys raise (``_class_name`` / ``_ss4d_version`` are ignored)."""
+        names = {f.name for f in fields(cls)}
+        extra = set(d) - names - {"_class_name", "_ss4d_version"}
+        if extra:
+            raise ValueError(f"{cls.__name__}: unknown config keys {sorted(extra)}; known: {sorted(names)}")
+        values = {k: v for k, v in d.items() if not k.startswith("_")}
+        for f in fields(cls):  # JSON has lists where the config has tuples
+            if f.name in values and isinstance(values[f.name], list):
+                values[f.name] = tuple(values[f.name])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self)}
+
+    def replace(self: C, **changes: Any) -> C:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class LoadReport:
+    """What did not match when loading a state dict."""
+
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.mismatched)
+
+    def describe(self, limit: int = 20) -> str:
+        parts = []
+        for name, items in (("missing", self.missing), ("unexpected", self.unexpected)):
+            if items:
+                shown = ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+                parts.append(f"{len(items)} {name} key(s): {shown}")
+        if self.mismatched:
+            shown = ", ".join(f"{k} (checkpoint {a}, model {b})" for k, a, b in self.mismatched[:limit])
+            parts.append(f"{len(self.mismatched)} shape mismatch(es): {shown}")
+        return "; ".join(parts) or "all keys match"
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ModelMixin(nn.Module):
+    """Save/load, parameter counting and dtype helpers. Subclasses set ``config_class`` and take ``config``."""
+
+    config_class: ClassVar[type[ModelConfig]]
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    # --- persistence --------------------------------------------------------------------------------
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (atomically); returns the folder."""
+        folder = Path(folder)
+        config = {"_class_name": type(self).__name__, "_ss4d_version": __version__, **self.config.to_dict()}
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        atomic_write(folder / "model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+        atomic_write(folder / "config.json", lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
+        return folder
+
+    @classmethod
+    def from_pretrained(
+        cls: type[M],
+        folder: str | Path,
+        *,
+        strict: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> M:
+        """Build from ``folder/config.json`` and load ``folder/model.safetensors``.
+
+        Raises:
+            FileNotFoundError: a file is missing (the message names it).
+            ValueError: the config belongs to another class or has unknown keys.
+            CheckpointMismatchError: with ``strict``, any missing / unexpected / mismatched key.
+        """
+        folder = Path(folder)
+        for name in ("config.json", "model.safetensors"):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder / name} not found: expected a folder written by save_pretrained()")
+        raw = json.loads((folder / "config.json").read_text())
+        if raw.get("_class_name", cls.__name__) != cls.__name__:
+            raise ValueError(f"{folder} holds a {raw['_class_name']}, not a {cls.__name__}")
+        model = cls(cls.config_class.from_dict(raw))
+        model.load_checkpoint(load_file(str(folder / "model.safetensors")), strict=strict, source=folder)
+        return model.to(device=device, dtype=dtype).eval()
+
+    def load_checkpoint(
+        self, state: dict[str, torch.Tensor], *, strict: bool = True, source: object = ""
+    ) -> "LoadReport":
+        """Load ``state``; with ``strict`` any missing / unexpected / mismatched key raises before anything is
+        copied. Without it, matching keys are loaded and the report is returned."""
+        report = self.check_state_dict(state)
+        if strict and report:
+            raise CheckpointMismatchError(f"{source}: {report.describe()}")
+        bad = {k for k, _, _ in report.mismatched}
+        self.load_state_dict({k: v for k, v in state.items() if k not in bad}, strict=False)
+        return report
+
+    def check_state_dict(self, state: dict[str, torch.Tensor]) -> LoadReport:
+        own = self.state_dict()
+        mismatched = [
+            (k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if k in own and v.shape != own[k].shape
+        ]
+        return LoadReport(sorted(set(own) - set(state)), sorted(set(state) - set(own)), mismatched)
+
+    # --- utilities ----------------------------------------------------------------------------------
+    def num_parameters(self, *, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype

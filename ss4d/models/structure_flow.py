@@ -1,0 +1,162 @@
+"""`StructureFlow4D`: the stage-1 denoiser, a dense DiT over per-frame structure latents (paper §3.2).
+
+Input ``x [B, T, C_in, R, R, R]`` (noisy structure latents), ``t [B]`` or ``[B, T]`` in [0, 1] (the model
+multiplies by ``config.time_scale``, 1000 as TRELLIS), ``cond [B, T, L, C_cond]`` (per-frame condition
+tokens) -> velocity of the same shape as ``x``. Patchify, absolute 3D embedding of the patch grid,
+timestep embedding, 4D blocks with windowed temporal self-attention (shift on odd blocks) and per-frame
+cross-attention, final non-affine LayerNorm, zero-initialised output layer.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from ss4d.layers import AbsolutePositionEmbedder, ModulatedTransformerCrossBlock, TimestepEmbedder
+from ss4d.models.base import ModelConfig, ModelMixin
+
+__all__ = ["StructureFlow4D", "StructureFlow4DConfig", "patchify", "unpatchify"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StructureFlow4DConfig(ModelConfig):
+    """Defaults are the released SS4D structure flow (TRELLIS ``ss_flow_img_dit_L_16l8`` + temporal args)."""
+
+    resolution: int = 16
+    in_channels: int = 8
+    model_channels: int = 1024
+    cond_channels: int = 1024
+    out_channels: int = 8
+    num_blocks: int = 24
+    num_heads: int | None = None
+    num_head_channels: int = 64
+    mlp_ratio: float = 4.0
+    patch_size: int = 1
+    temporal: str = "expand"
+    window: int | None = 8
+    use_rope: bool = True
+    rope_base: float = 10000.0
+    qk_rms_norm: bool = True
+    qk_rms_norm_cross: bool = False
+    share_mod: bool = False
+    time_scale: float = 1000.0
+
+    @property
+    def heads(self) -> int:
+        return self.num_heads or self.model_channels // self.num_head_channels
+
+    def validate(self) -> None:
+        if self.resolution % self.patch_size:
+            raise ValueError(f"resolution {self.resolution} must be divisible by patch_size {self.patch_size}")
+        if self.model_channels % self.heads:
+            raise ValueError(f"model_channels {self.model_channels} must be divisible by the {self.heads} heads")
+        if self.temporal not in ("expand", "insert", "none"):
+            raise ValueError(f"temporal must be 'expand', 'insert' or 'none', got {self.temporal!r}")
+        if self.window is not None and self.window < 1:
+            raise ValueError(f"window must be >= 1 or None, got {self.window}")
+
+
+def patchify(x: Float[Tensor, "n c r1 r2 r3"], p: int) -> Float[Tensor, "n l cp"]:
+    """``[N, C, R, R, R] -> [N, (R/p)^3, C p^3]``: channel index ``c * p^3 + (i * p + j) * p + k`` (TRELLIS)."""
+    N, C, *res = x.shape
+    g = [r // p for r in res]
+    x = x.reshape(N, C, g[0], p, g[1], p, g[2], p).permute(0, 1, 3, 5, 7, 2, 4, 6)
+    return x.reshape(N, C * p**3, g[0] * g[1] * g[2]).transpose(1, 2)
+
+
+def unpatchify(h: Float[Tensor, "n l cp"], p: int, channels: int, resolution: int) -> Float[Tensor, "n c r r r"]:
+    N = h.shape[0]
+    g = resolution // p
+    x = h.transpose(1, 2).reshape(N, channels, p, p, p, g, g, g).permute(0, 1, 5, 2, 6, 3, 7, 4)
+    return x.reshape(N, channels, resolution, resolution, resolution)
+
+
+class StructureFlow4D(ModelMixin):
+    config_class = StructureFlow4DConfig
+
+    def __init__(self, config: StructureFlow4DConfig, *, attn_backend: str = "auto") -> None:
+        super().__init__(config)
+        c = config
+        C, p = c.model_channels, c.patch_size
+        self.t_embedder = TimestepEmbedder(C)
+        if c.share_mod:
+            self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
+        self.input_layer = nn.Linear(c.in_channels * p**3, C)
+        self.pos_embedder = AbsolutePositionEmbedder(C, 3)
+        self.blocks = nn.ModuleList(
+            ModulatedTransformerCrossBlock(
+                C,
+                c.cond_channels,
+                num_heads=c.heads,
+                mlp_ratio=c.mlp_ratio,
+                temporal=c.temporal,  # type: ignore[arg-type]
+                window=c.window,
+                shift=c.window is not None and i % 2 == 1,
+                rope_base=c.rope_base,
+                use_rope=c.use_rope,
+                qk_rms_norm=c.qk_rms_norm,
+                qk_rms_norm_cross=c.qk_rms_norm_cross,
+                share_mod=c.share_mod,
+                attn_backend=attn_backend,
+            )
+            for i in range(c.num_blocks)
+        )
+        self.out_layer = nn.Linear(C, c.out_channels * p**3)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """TRELLIS's init: Xavier Linear, zero biases; N(0, 0.02) timestep MLP; zero adaLN and output layer."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
+            nn.init.normal_(layer.weight, std=0.02)
+        for block in self.blocks:
+            if not self.config.share_mod:
+                nn.init.zeros_(block.adaLN_modulation[1].weight)
+                nn.init.zeros_(block.adaLN_modulation[1].bias)
+            if self.config.temporal == "insert":
+                nn.init.zeros_(block.temporal_attn.to_out.weight)
+                nn.init.zeros_(block.temporal_attn.to_out.bias)
+        if self.config.share_mod:
+            nn.init.zeros_(self.adaLN_modulation[1].weight)
+            nn.init.zeros_(self.adaLN_modulation[1].bias)
+        nn.init.zeros_(self.out_layer.weight)
+        nn.init.zeros_(self.out_layer.bias)
+
+    def pos_emb(self) -> Float[Tensor, "l c"]:
+        """Absolute embedding of the patch grid, index ``x * G^2 + y * G + z`` (computed, not stored)."""
+        g = self.config.resolution // self.config.patch_size
+        axis = torch.arange(g, device=self.input_layer.weight.device)
+        grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+        return self.pos_embedder(grid)
+
+    def forward(
+        self,
+        x: Float[Tensor, "b t ci r r r"],
+        t: Float[Tensor, " b"] | Float[Tensor, "b t"],
+        cond: Float[Tensor, "b t l cc"],
+    ) -> Float[Tensor, "b t co r r r"]:
+        c = self.config
+        B, T = x.shape[:2]
+        if x.shape[2:] != (c.in_channels, c.resolution, c.resolution, c.resolution):
+            raise ValueError(
+                f"`x` must be [B, T, {c.in_channels}, {c.resolution}, {c.resolution}, {c.resolution}], "
+                f"got {tuple(x.shape)}"
+            )
+        if cond.shape[:2] != (B, T) or cond.shape[-1] != c.cond_channels:
+            raise ValueError(f"`cond` must be [B={B}, T={T}, L, {c.cond_channels}], got {tuple(cond.shape)}")
+        t = t[:, None].expand(B, T) if t.ndim == 1 else t
+        h = self.input_layer(patchify(x.flatten(0, 1), c.patch_size)) + self.pos_emb().to(x.dtype)
+        h = h.view(B, T, h.shape[1], c.model_channels)
+        emb = self.t_embedder((t * c.time_scale).flatten()).view(B, T, -1)
+        if c.share_mod:
+            emb = self.adaLN_modulation(emb)
+        for block in self.blocks:
+            h = block(h, emb, cond)
+        h = F.layer_norm(h, (c.model_channels,))
+        out = self.out_layer(h).flatten(0, 1)
+        return unpatchify(out, c.patch_size, c.out_channels, c.resolution).view(B, T, c.out_channels, *x.shape[3:])

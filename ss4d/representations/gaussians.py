@@ -1,0 +1,81 @@
+"""Per-frame 3D Gaussians as produced by the SS4D Gaussian decoder (TRELLIS conventions).
+
+Raw (pre-activation) fields are stored; activated values are properties:
+
+* ``xyz = _xyz * aabb_size + aabb_min`` (the object lives in [-0.5, 0.5]^3);
+* ``scaling = sqrt(softplus(_scaling + softplus^-1(scaling_bias))^2 + filter_3d^2)`` (3D filter);
+* ``opacity = sigmoid(_opacity + logit(opacity_bias))``;
+* ``rotation = normalize(_rotation + [1, 0, 0, 0])`` (quaternion w, x, y, z);
+* ``features = _features_dc`` (SH degree 0, ``[n, 1, 3]``; colour = 0.28209479 * f_dc + 0.5).
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+
+__all__ = ["GaussianActivation", "Gaussians"]
+
+
+@dataclass(frozen=True)
+class GaussianActivation:
+    """Biases and filters of the activations (TRELLIS defaults)."""
+
+    scaling_bias: float = 0.004
+    opacity_bias: float = 0.1
+    filter_3d: float = 9e-4
+    aabb: tuple[float, ...] = (-0.5, -0.5, -0.5, 1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Gaussians:
+    """One frame's Gaussians (raw fields). All tensors share the first dimension n."""
+
+    _xyz: Float[Tensor, "n 3"]
+    _features_dc: Float[Tensor, "n 1 3"]
+    _scaling: Float[Tensor, "n 3"]
+    _rotation: Float[Tensor, "n 4"]
+    _opacity: Float[Tensor, "n 1"]
+    activation: GaussianActivation = field(default_factory=GaussianActivation)
+
+    def __len__(self) -> int:
+        return self._xyz.shape[0]
+
+    @property
+    def xyz(self) -> Float[Tensor, "n 3"]:
+        aabb = torch.tensor(self.activation.aabb, dtype=self._xyz.dtype, device=self._xyz.device)
+        return self._xyz * aabb[3:] + aabb[:3]
+
+    @property
+    def scaling(self) -> Float[Tensor, "n 3"]:
+        b = self.activation.scaling_bias
+        bias = b + math.log(-math.expm1(-b))  # softplus^-1
+        return (F.softplus(self._scaling + bias).square() + self.activation.filter_3d**2).sqrt()
+
+    @property
+    def opacity(self) -> Float[Tensor, "n 1"]:
+        b = self.activation.opacity_bias
+        return torch.sigmoid(self._opacity + math.log(b / (1 - b)))
+
+    @property
+    def rotation(self) -> Float[Tensor, "n 4"]:
+        bias = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=self._rotation.dtype, device=self._rotation.device)
+        return F.normalize(self._rotation + bias, dim=-1)
+
+    @property
+    def features(self) -> Float[Tensor, "n 1 3"]:
+        return self._features_dc
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Gaussians":
+        move = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+        return Gaussians(
+            move(self._xyz),
+            move(self._features_dc),
+            move(self._scaling),
+            move(self._rotation),
+            move(self._opacity),
+            self.activation,
+        )
