@@ -340,7 +340,8 @@ class SparseResBlock(nn.Module):
         emb_channels: width of ``emb``.
         conv: ``"3d"`` (3^3 per frame), ``"1d"`` (temporal (3,1,1,1)), ``"4d"`` (3^4).
         resample: ``None``; ``"down"`` (2x, returns ``(out, map)``); ``"up"`` (needs the map), on
-            ``resample_axis`` ``"space"`` or ``"time"`` (frame pairs). Resampling comes first.
+            ``resample_axis`` ``"space"``, ``"time"`` (frame pairs) or ``"spacetime"`` (both: down = space
+            then time, map = a tuple of both; up = the reverse). Resampling comes first.
         pooling: ``"mean"`` or ``"official"`` (sum / (n + 1), for official weights).
 
     ``emb`` has one row per batch entry of the (resampled) input; after a temporal down-sampling it may have
@@ -355,7 +356,7 @@ class SparseResBlock(nn.Module):
         *,
         conv: Literal["3d", "1d", "4d"] = "3d",
         resample: Literal["down", "up"] | None = None,
-        resample_axis: Literal["space", "time"] = "space",
+        resample_axis: Literal["space", "time", "spacetime"] = "space",
         pooling: Pooling = "mean",
         backend: str = "auto",
         device=None,
@@ -367,7 +368,7 @@ class SparseResBlock(nn.Module):
         kernel = {"3d": (1, 3, 3, 3), "1d": (3, 1, 1, 1), "4d": (3, 3, 3, 3)}.get(conv)
         if kernel is None:
             raise ValueError(f"`conv` must be '3d', '1d' or '4d', got {conv!r}")
-        if resample not in (None, "down", "up") or resample_axis not in ("space", "time"):
+        if resample not in (None, "down", "up") or resample_axis not in ("space", "time", "spacetime"):
             raise ValueError(f"bad resampling {resample!r} on {resample_axis!r}")
         self.resample, self.resample_axis, self.pooling = resample, resample_axis, pooling
         self.out_channels = out_channels
@@ -381,18 +382,32 @@ class SparseResBlock(nn.Module):
         self.skip_connection = nn.Linear(channels, out_channels, **dd) if channels != out_channels else nn.Identity()
 
     def forward(
-        self, x: SparseTensor, emb: Float[Tensor, "e d"], pool_map: PoolMap | None = None
-    ) -> SparseTensor | tuple[SparseTensor, PoolMap]:
-        made_map = None
+        self, x: SparseTensor, emb: Float[Tensor, "e d"], pool_map: PoolMap | tuple[PoolMap, PoolMap] | None = None
+    ) -> SparseTensor | tuple[SparseTensor, PoolMap | tuple[PoolMap, PoolMap]]:
+        made_map: PoolMap | tuple[PoolMap, PoolMap] | None = None
+        axis = self.resample_axis
         if self.resample == "down":
-            down = spatial_downsample if self.resample_axis == "space" else temporal_downsample
-            x, made_map = down(x, pooling=self.pooling)
+            if axis == "space":
+                x, made_map = spatial_downsample(x, pooling=self.pooling)
+            elif axis == "time":
+                x, made_map = temporal_downsample(x, pooling=self.pooling)
+            else:
+                x.layout.packed()  # odd T fails before any work
+                x, spatial_map = spatial_downsample(x, pooling=self.pooling)
+                x, temporal_map = temporal_downsample(x, pooling=self.pooling)
+                made_map = (spatial_map, temporal_map)
         elif self.resample == "up":
             if pool_map is None:
                 raise ValueError("an up-sampling SparseResBlock needs the `pool_map` of its down-sampling")
-            x = (spatial_upsample if self.resample_axis == "space" else temporal_upsample)(x, pool_map)
+            if axis == "space":
+                x = spatial_upsample(x, pool_map)  # type: ignore[arg-type]
+            elif axis == "time":
+                x = temporal_upsample(x, pool_map)  # type: ignore[arg-type]
+            else:
+                spatial_map, temporal_map = pool_map  # type: ignore[misc]
+                x = spatial_upsample(temporal_upsample(x, temporal_map), spatial_map)
         E = x.layout.num_entries
-        if emb.shape[0] == 2 * E and self.resample == "down" and self.resample_axis == "time":
+        if emb.shape[0] == 2 * E and self.resample == "down" and self.resample_axis != "space":
             emb = emb.view(E, 2, -1).mean(dim=1)
         elif emb.shape[0] != E:
             raise ValueError(f"`emb` needs {E} rows (one per batch entry), got {tuple(emb.shape)}")

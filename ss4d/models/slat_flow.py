@@ -1,0 +1,219 @@
+"""`SLatFlow4D`: the stage-2 denoiser over structured spacetime latents, with CompNet (paper §3.4).
+
+CompNet (``conv_type="3d_1d"``, the released model): input Linear -> 3D res blocks, the last with 2x
+spatial downsampling -> 1D temporal res blocks, the last merging frames (2k, 2k+1) -> + absolute 3D
+embedding -> transformer blocks on the compressed sequence (timestep embedding averaged over each frame
+pair, condition tokens of both frames concatenated, full spacetime self-attention with temporal RoPE on
+the compressed frame index) -> temporal res blocks unpacking to exactly the pre-merge voxels (skip concat)
+-> 3D res blocks upsampling to exactly the input voxels (skip concat) -> LayerNorm -> output Linear.
+
+Ablations: ``"4d"`` (3^4 res blocks, the last downsampling space and time together), ``"3d_4d"`` (3^4 convs
+in the temporal stage), ``"none"`` (plain frame-pair merge/unmerge, no temporal convs).
+
+``x`` voxels ``[n, in_channels]`` on a spacetime layout with **even T** (the pipeline pads odd clips),
+``t [B]`` or ``[B, T]`` in [0, 1] (times ``time_scale``), ``cond [B, T, L, C_cond]`` -> velocity on the
+same sites in the same order.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from ss4d.errors import FrameCountError
+from ss4d.layers import (
+    AbsolutePositionEmbedder,
+    ModulatedSparseTransformerCrossBlock,
+    SparseResBlock,
+    TimestepEmbedder,
+)
+from ss4d.models.base import ModelConfig, ModelMixin
+from ss4d.ops.sparse import SparseTensor, temporal_downsample, temporal_upsample
+
+__all__ = ["SLatFlow4D", "SLatFlow4DConfig"]
+
+CONV_TYPES = ("3d_1d", "3d_4d", "4d", "none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SLatFlow4DConfig(ModelConfig):
+    """Defaults: the released SS4D SLat flow (TRELLIS ``slat_flow_img_dit_L_64l8p2`` + CompNet '3D_1D').
+
+    ``pooling``: ``"mean"`` for new models; ``"official"`` (sum / (n + 1)) reproduces the official
+    down-sampling and is set by the converters for official / TRELLIS weights.
+    """
+
+    resolution: int = 64
+    in_channels: int = 8
+    model_channels: int = 1024
+    cond_channels: int = 1024
+    out_channels: int = 8
+    num_blocks: int = 24
+    num_heads: int | None = None
+    num_head_channels: int = 64
+    mlp_ratio: float = 4.0
+    io_block_channels: int = 128
+    num_io_res_blocks: int = 2
+    num_io_temporal_blocks: int = 2
+    conv_type: str = "3d_1d"
+    use_skip_connection: bool = True
+    window: int | None = None
+    use_rope: bool = True
+    rope_base: float = 10000.0
+    qk_rms_norm: bool = True
+    qk_rms_norm_cross: bool = False
+    share_mod: bool = False
+    pooling: str = "mean"
+    time_scale: float = 1000.0
+
+    @property
+    def heads(self) -> int:
+        return self.num_heads or self.model_channels // self.num_head_channels
+
+    def validate(self) -> None:
+        if self.conv_type not in CONV_TYPES:
+            raise ValueError(f"conv_type must be one of {CONV_TYPES}, got {self.conv_type!r}")
+        if self.pooling not in ("mean", "official"):
+            raise ValueError(f"pooling must be 'mean' or 'official', got {self.pooling!r}")
+        if self.num_io_res_blocks < 1 or self.num_io_temporal_blocks < 1:
+            raise ValueError("num_io_res_blocks and num_io_temporal_blocks must be >= 1")
+        if self.model_channels % self.heads:
+            raise ValueError(f"model_channels {self.model_channels} must be divisible by the {self.heads} heads")
+
+
+class SLatFlow4D(ModelMixin):
+    config_class = SLatFlow4DConfig
+
+    def __init__(self, config: SLatFlow4DConfig, *, backend: str = "auto", attn_backend: str = "auto") -> None:
+        super().__init__(config)
+        c = config
+        C, chs, n, nt = c.model_channels, c.io_block_channels, c.num_io_res_blocks, c.num_io_temporal_blocks
+        kw = {"pooling": c.pooling, "backend": backend}
+        skip = 2 if c.use_skip_connection else 1
+        self.t_embedder = TimestepEmbedder(C)
+        if c.share_mod:
+            self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
+        self.input_layer = nn.Linear(c.in_channels, chs)
+        space_conv = "4d" if c.conv_type == "4d" else "3d"
+        last_axis = "spacetime" if c.conv_type == "4d" else "space"
+        self.input_blocks = nn.ModuleList(
+            [SparseResBlock(chs, C, chs, conv=space_conv, **kw) for _ in range(n - 1)]
+            + [SparseResBlock(chs, C, C, conv=space_conv, resample="down", resample_axis=last_axis, **kw)]
+        )
+        self.out_blocks = nn.ModuleList(
+            [SparseResBlock(skip * C, C, chs, conv=space_conv, resample="up", resample_axis=last_axis, **kw)]
+            + [SparseResBlock(skip * chs, C, chs, conv=space_conv, **kw) for _ in range(n - 1)]
+        )
+        if c.conv_type in ("3d_1d", "3d_4d"):
+            tconv = "1d" if c.conv_type == "3d_1d" else "4d"
+            self.input_blocks_t = nn.ModuleList(
+                [SparseResBlock(C, C, C, conv=tconv, **kw) for _ in range(nt - 1)]
+                + [SparseResBlock(C, C, C, conv=tconv, resample="down", resample_axis="time", **kw)]
+            )
+            self.out_blocks_t = nn.ModuleList(
+                [SparseResBlock(skip * C, C, C, conv=tconv, resample="up", resample_axis="time", **kw)]
+                + [SparseResBlock(skip * C, C, C, conv=tconv, **kw) for _ in range(nt - 1)]
+            )
+        self.pos_embedder = AbsolutePositionEmbedder(C, 3)
+        self.blocks = nn.ModuleList(
+            ModulatedSparseTransformerCrossBlock(
+                C,
+                c.cond_channels,
+                num_heads=c.heads,
+                mlp_ratio=c.mlp_ratio,
+                temporal="expand",
+                window=c.window,
+                shift=c.window is not None and i % 2 == 1,
+                rope_base=c.rope_base,
+                use_rope=c.use_rope,
+                qk_rms_norm=c.qk_rms_norm,
+                qk_rms_norm_cross=c.qk_rms_norm_cross,
+                share_mod=c.share_mod,
+                attn_backend=attn_backend,
+            )
+            for i in range(c.num_blocks)
+        )
+        self.out_layer = nn.Linear(chs, c.out_channels)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """TRELLIS's init: Xavier Linear (zero bias), N(0, 0.02) timestep MLP, zero adaLN, zero output layer;
+        res blocks keep their zero-initialised ``conv2``."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
+            nn.init.normal_(layer.weight, std=0.02)
+        mods = [b.adaLN_modulation[1] for b in self.blocks if not self.config.share_mod]
+        if self.config.share_mod:
+            mods.append(self.adaLN_modulation[1])
+        for layer in [*mods, self.out_layer]:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(
+        self,
+        x: SparseTensor,
+        t: Float[Tensor, " b"] | Float[Tensor, "b t"],
+        cond: Float[Tensor, "b t l cc"],
+    ) -> SparseTensor:
+        c = self.config
+        B, T = x.layout.batch_size, x.layout.num_frames
+        if T % 2:
+            raise FrameCountError(
+                f"SLatFlow4D packs frame pairs and needs an even frame count, got T={T}; pad the clip with its "
+                "last frame and crop the result (SS4DPipeline does this for you)"
+            )
+        if x.num_channels != c.in_channels:
+            raise ValueError(f"`x` has {x.num_channels} channels, the model expects {c.in_channels}")
+        if cond.shape[:2] != (B, T) or cond.shape[-1] != c.cond_channels:
+            raise ValueError(f"`cond` must be [B={B}, T={T}, L, {c.cond_channels}], got {tuple(cond.shape)}")
+        t = t[:, None].expand(B, T) if t.ndim == 1 else t
+        emb = self.t_embedder((t * c.time_scale).flatten())  # [B*T, C], one per entry
+        emb_pairs = emb.view(B * T // 2, 2, -1).mean(dim=1)
+        if c.share_mod:
+            emb_pairs = self.adaLN_modulation(emb_pairs)
+        cond_pairs = cond.reshape(B * T // 2, 2 * cond.shape[2], cond.shape[3])  # frames (2k, 2k+1) concatenated
+
+        h = x.apply(self.input_layer)
+        skips, space_maps = [], []
+        for block in self.input_blocks:
+            h = _run(block, h, emb, space_maps)
+            skips.append(h)
+        skips_t, time_maps = [], []
+        if c.conv_type in ("3d_1d", "3d_4d"):
+            for block in self.input_blocks_t:
+                h = _run(block, h, emb, time_maps)
+                skips_t.append(h)
+        elif c.conv_type == "none":
+            h, pool_map = temporal_downsample(h, pooling=c.pooling)  # type: ignore[arg-type]
+            time_maps.append(pool_map)
+        h = h + self.pos_embedder(h.xyz).to(h.dtype)
+        for block in self.blocks:
+            h = block(h, emb_pairs, cond_pairs)
+        if c.conv_type in ("3d_1d", "3d_4d"):
+            for block, skip in zip(self.out_blocks_t, reversed(skips_t), strict=True):
+                h = _run(block, _cat(h, skip, c.use_skip_connection), emb, time_maps)
+        elif c.conv_type == "none":
+            h = temporal_upsample(h, time_maps.pop())
+        for block, skip in zip(self.out_blocks, reversed(skips), strict=True):
+            h = _run(block, _cat(h, skip, c.use_skip_connection), emb, space_maps)
+        return h.apply(lambda f: self.out_layer(F.layer_norm(f, (f.shape[-1],))))
+
+
+def _cat(h: SparseTensor, skip: SparseTensor, use_skip: bool) -> SparseTensor:
+    return h.replace(torch.cat([h.feats, skip.feats], dim=1)) if use_skip else h
+
+
+def _run(block: SparseResBlock, h: SparseTensor, emb: Tensor, maps: list) -> SparseTensor:
+    """Run a res block; push the map of a down-sampling block, pop it for the matching up-sampling one."""
+    if block.resample == "down":
+        h, pool_map = block(h, emb)
+        maps.append(pool_map)
+        return h
+    if block.resample == "up":
+        return block(h, emb, maps.pop())
+    return block(h, emb)
