@@ -2,6 +2,7 @@
 ``from_pretrained`` (config.json + model.safetensors)."""
 
 from ss4d.models.base import LoadReport, ModelConfig, ModelMixin
+from ss4d.models.slat_flow import SLatFlow4D, SLatFlow4DConfig
 from ss4d.models.slat_vae import (
     GaussianDecoder4D,
     GaussianDecoder4DConfig,
@@ -10,6 +11,12 @@ from ss4d.models.slat_vae import (
     hammersley_offsets,
 )
 from ss4d.models.structure_flow import StructureFlow4D, StructureFlow4DConfig
+from ss4d.models.structure_vae import (
+    SparseStructureDecoder,
+    SparseStructureEncoder,
+    SparseStructureVAEConfig,
+    occupancy_to_coords,
+)
 
 __all__ = [
     "GaussianDecoder4D",
@@ -19,7 +26,13 @@ __all__ = [
     "ModelMixin",
     "SLatEncoder4D",
     "SLatEncoder4DConfig",
+    "SLatFlow4D",
+    "SLatFlow4DConfig",
+    "SparseStructureDecoder",
+    "SparseStructureEncoder",
+    "SparseStructureVAEConfig",
     "StructureFlow4D",
     "StructureFlow4DConfig",
     "hammersley_offsets",
+    "occupancy_to_coords",
 ]
