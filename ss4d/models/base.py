@@ -45,9 +45,12 @@ class ModelConfig:
         if extra:
             raise ValueError(f"{cls.__name__}: unknown config keys {sorted(extra)}; known: {sorted(names)}")
         values = {k: v for k, v in d.items() if not k.startswith("_")}
-        for f in fields(cls):  # JSON has lists where the config has tuples
-            if f.name in values and isinstance(values[f.name], list):
-                values[f.name] = tuple(values[f.name])
+        for f in fields(cls):
+            v = values.get(f.name)
+            if isinstance(v, list):  # JSON has lists where the config has tuples
+                values[f.name] = tuple(v)
+            elif isinstance(v, int) and not isinstance(v, bool) and "float" in str(f.type) and "int" not in str(f.type):
+                values[f.name] = float(v)  # JSON writes 4.0 as 4
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
