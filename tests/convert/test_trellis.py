@@ -16,8 +16,8 @@ from ..layers.official import ROOT
 def _trellis_from_ss4d(name: str, trellis_class: str):
     """A TRELLIS-format checkpoint made from the SS4D fixture: the TRELLIS class, minus the *_t keys."""
     ckpt = json.loads((ROOT / name / "config.json").read_text())["checkpoint_json"]
-    args = {k: v for k, v in ckpt["args"].items() if k not in ("expand_self_attn", "insert_temporal", "conv_type",
-                                                                 "io_block_channels_t", "num_io_res4d_blocks")}  # fmt: skip
+    ss4d_only = ("expand_self_attn", "insert_temporal", "conv_type", "io_block_channels_t", "num_io_res4d_blocks")
+    args = {k: v for k, v in ckpt["args"].items() if k not in ss4d_only}
     state = {k: v for k, v in load_file(str(ROOT / name / "model.safetensors")).items() if "_t." not in k}
     return {"name": trellis_class, "args": args}, state
 
