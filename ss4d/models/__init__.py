@@ -2,6 +2,7 @@
 ``from_pretrained`` (config.json + model.safetensors)."""
 
 from ss4d.models.base import LoadReport, ModelConfig, ModelMixin
+from ss4d.models.condition import ConditionEncoder, DinoV2Encoder, TinyImageEncoder, TinyImageEncoderConfig
 from ss4d.models.slat_flow import SLatFlow4D, SLatFlow4DConfig
 from ss4d.models.slat_vae import (
     GaussianDecoder4D,
@@ -19,6 +20,10 @@ from ss4d.models.structure_vae import (
 )
 
 __all__ = [
+    "ConditionEncoder",
+    "DinoV2Encoder",
+    "TinyImageEncoder",
+    "TinyImageEncoderConfig",
     "GaussianDecoder4D",
     "GaussianDecoder4DConfig",
     "LoadReport",

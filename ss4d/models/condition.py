@@ -1,0 +1,150 @@
+"""Image condition encoders: per-frame images -> condition tokens for the flows' cross-attention.
+
+Both encoders share one contract (:class:`ConditionEncoder`): ``images [N, 3, H, W]`` float in [0, 1]
+(premultiplied onto black, resized by the pipeline to ``image_size``) -> ``tokens [N, L, C]``, the
+tokens of the last layer *before* the final norm, then a non-affine LayerNorm (the official pipeline's
+convention). ImageNet normalisation happens inside.
+
+* :class:`DinoV2Encoder`: DINOv2 ViT-L/14 with registers (SS4D/TRELLIS: 518 px, 1 + 4 + 37^2 = 1374 tokens
+  of 1024 channels), loaded from a **local** folder in the Hugging Face transformers format
+  (``config.json`` + ``model.safetensors``, e.g. a download of ``facebook/dinov2-with-registers-large``).
+  Nothing is downloaded at run time.
+* :class:`TinyImageEncoder`: a small trainable ViT with the same output contract, for the shipped tiny model.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from ss4d.errors import BackendUnavailableError
+from ss4d.layers import FeedForward, LayerNorm32, MultiHeadAttention
+from ss4d.models.base import ModelConfig, ModelMixin
+
+__all__ = ["ConditionEncoder", "DinoV2Encoder", "TinyImageEncoder", "TinyImageEncoderConfig"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@runtime_checkable
+class ConditionEncoder(Protocol):
+    """What a pipeline needs of a condition encoder."""
+
+    image_size: int
+    out_channels: int
+
+    def __call__(self, images: Tensor) -> Tensor: ...
+
+
+def _normalize(images: Tensor, size: int) -> Tensor:
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"`images` must be [N, 3, H, W] RGB in [0, 1], got {tuple(images.shape)}")
+    if images.shape[-2:] != (size, size):
+        images = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+class DinoV2Encoder(nn.Module):
+    """DINOv2 (with registers) from a local transformers-format folder; frozen, eval mode.
+
+    Args:
+        path: folder with ``config.json`` and weights (``model.safetensors``) of a ``Dinov2WithRegistersModel``
+            or ``Dinov2Model``.
+        image_size: input resolution (518 for SS4D: 37 x 37 patches of 14 px).
+
+    Raises:
+        FileNotFoundError: ``path`` is missing or incomplete (the message says how to get the weights).
+        BackendUnavailableError: ``transformers`` is not installed.
+    """
+
+    def __init__(self, path: str | Path, *, image_size: int = 518) -> None:
+        super().__init__()
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"DINOv2 weights not found at {path} (no config.json). ss4d never downloads at run time: on a "
+                "machine with internet run `huggingface-cli download facebook/dinov2-with-registers-large "
+                "--local-dir <dir>` (or `save_pretrained` a transformers Dinov2WithRegistersModel) and pass <dir>."
+            )
+        try:
+            import transformers
+        except ImportError as e:
+            raise BackendUnavailableError("DinoV2Encoder needs `transformers`: pip install transformers") from e
+        self.model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+        self.model.requires_grad_(False)
+        self.image_size = image_size
+        self.out_channels = int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n l c"]:
+        dtype = next(self.model.parameters()).dtype
+        pixels = _normalize(images.to(dtype), self.image_size)
+        hidden = self.model(pixel_values=pixels, output_hidden_states=True).hidden_states[-1]  # before final norm
+        return F.layer_norm(hidden, hidden.shape[-1:])
+
+
+@dataclass(frozen=True, kw_only=True)
+class TinyImageEncoderConfig(ModelConfig):
+    image_size: int = 64
+    patch_size: int = 8
+    channels: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    num_registers: int = 1
+
+    def validate(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} must be divisible by patch_size {self.patch_size}")
+        if self.channels % self.num_heads:
+            raise ValueError(f"channels {self.channels} must be divisible by num_heads {self.num_heads}")
+
+
+class _EncoderLayer(nn.Module):
+    def __init__(self, channels: int, num_heads: int) -> None:
+        super().__init__()
+        self.norm1 = LayerNorm32(channels, eps=1e-6)
+        self.attn = MultiHeadAttention(channels, num_heads)
+        self.norm2 = LayerNorm32(channels, eps=1e-6)
+        self.mlp = FeedForward(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyImageEncoder(ModelMixin):
+    """Patch embedding + learned positions + ``num_registers`` register tokens + pre-norm transformer
+    layers; output = last-layer tokens through a non-affine LayerNorm (the DINOv2 contract)."""
+
+    config_class = TinyImageEncoderConfig
+
+    def __init__(self, config: TinyImageEncoderConfig) -> None:
+        super().__init__(config)
+        c = config
+        grid = c.image_size // c.patch_size
+        self.patch_embed = nn.Conv2d(3, c.channels, c.patch_size, stride=c.patch_size)
+        self.pos_embed = nn.Parameter(torch.randn(1, grid * grid, c.channels) * 0.02)
+        self.registers = nn.Parameter(torch.randn(1, c.num_registers, c.channels) * 0.02)
+        self.layers = nn.ModuleList(_EncoderLayer(c.channels, c.num_heads) for _ in range(c.num_layers))
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def out_channels(self) -> int:
+        return self.config.channels
+
+    def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n l c"]:
+        x = self.patch_embed(_normalize(images, self.config.image_size)).flatten(2).transpose(1, 2)
+        x = torch.cat([self.registers.expand(x.shape[0], -1, -1), x + self.pos_embed], dim=1)
+        for layer in self.layers:
+            x = layer(x)
+        return F.layer_norm(x, x.shape[-1:])

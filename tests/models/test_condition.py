@@ -1,0 +1,75 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from jaxtyping import TypeCheckError
+
+from ss4d.errors import BackendUnavailableError
+from ss4d.models import ConditionEncoder, DinoV2Encoder, TinyImageEncoder, TinyImageEncoderConfig
+
+
+def test_dino_without_weights_says_how_to_get_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="huggingface-cli download facebook/dinov2-with-registers-large"):
+        DinoV2Encoder(tmp_path / "nowhere")
+
+
+@pytest.fixture
+def tiny_dino(tmp_path):
+    transformers = pytest.importorskip("transformers", reason="transformers not installed (pip install 'ss4d[dino]')")
+    config = transformers.Dinov2WithRegistersConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=14,
+        image_size=56, num_register_tokens=4,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.Dinov2WithRegistersModel(config).save_pretrained(tmp_path / "dino")
+    return tmp_path / "dino"
+
+
+def test_dino_returns_prenorm_tokens_through_a_plain_layer_norm(tiny_dino):
+    enc = DinoV2Encoder(tiny_dino, image_size=56)
+    assert isinstance(enc, ConditionEncoder) and enc.out_channels == 32
+    images = torch.rand(3, 3, 56, 56)
+    tokens = enc(images)
+    assert tokens.shape == (3, 1 + 4 + 16, 32)  # CLS + registers + 4x4 patches
+    out = enc.model(pixel_values=(images - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+                    / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), output_hidden_states=True)  # fmt: skip
+    prenorm = out.hidden_states[-1]
+    torch.testing.assert_close(enc.model.layernorm(prenorm), out.last_hidden_state)  # it is the pre-norm state
+    torch.testing.assert_close(tokens, F.layer_norm(prenorm, (32,)))
+    assert tokens.mean(-1).abs().max() < 1e-4  # non-affine: zero mean, unit variance per token
+
+
+def test_dino_resizes_other_image_sizes(tiny_dino):
+    enc = DinoV2Encoder(tiny_dino, image_size=56)
+    assert enc(torch.rand(1, 3, 80, 80)).shape == (1, 21, 32)
+
+
+def test_dino_reports_missing_transformers(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "transformers":
+            raise ImportError("no transformers")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(BackendUnavailableError, match="pip install"):
+        DinoV2Encoder(tmp_path)
+
+
+def test_tiny_encoder_contract_and_training_step(tmp_path):
+    cfg = TinyImageEncoderConfig(image_size=32, patch_size=8, channels=32, num_layers=2, num_heads=2)
+    enc = TinyImageEncoder(cfg)
+    assert isinstance(enc, ConditionEncoder) and enc.image_size == 32
+    tokens = enc(torch.rand(2, 3, 32, 32))
+    assert tokens.shape == (2, 1 + 16, 32)
+    tokens.square().mean().backward()
+    assert all(p.grad is not None for p in enc.parameters())
+    enc.save_pretrained(tmp_path / "tiny")
+    again = TinyImageEncoder.from_pretrained(tmp_path / "tiny")
+    images = torch.rand(1, 3, 32, 32)
+    assert torch.equal(again(images), enc.eval()(images))
+    with pytest.raises((ValueError, TypeCheckError), match=r"\[N, 3, H, W\]|images"):
+        enc(torch.rand(2, 32, 32))
