@@ -143,8 +143,9 @@ class TinyImageEncoder(ModelMixin):
         return self.config.channels
 
     def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n l c"]:
-        x = self.patch_embed(_normalize(images, self.config.image_size)).flatten(2).transpose(1, 2)
+        dtype = self.patch_embed.weight.dtype
+        x = self.patch_embed(_normalize(images, self.config.image_size).to(dtype)).flatten(2).transpose(1, 2)
         x = torch.cat([self.registers.expand(x.shape[0], -1, -1), x + self.pos_embed], dim=1)
         for layer in self.layers:
             x = layer(x)
-        return F.layer_norm(x, x.shape[-1:])
+        return F.layer_norm(x, x.shape[-1:]).to(images.dtype)

@@ -176,9 +176,10 @@ class SLatFlow4D(ModelMixin):
         emb_pairs = emb.view(B * T // 2, 2, -1).mean(dim=1)
         if c.share_mod:
             emb_pairs = self.adaLN_modulation(emb_pairs)
-        cond_pairs = cond.reshape(B * T // 2, 2 * cond.shape[2], cond.shape[3])  # frames (2k, 2k+1) concatenated
+        dtype = self.input_layer.weight.dtype  # compute in the model's dtype, answer in the input's
+        cond_pairs = cond.to(dtype).reshape(B * T // 2, 2 * cond.shape[2], cond.shape[3])  # frames 2k, 2k+1 joined
 
-        h = x.apply(self.input_layer)
+        h = x.to(dtype=dtype).apply(self.input_layer)
         skips, space_maps = [], []
         for block in self.input_blocks:
             h = _run(block, h, emb, space_maps)
@@ -201,7 +202,7 @@ class SLatFlow4D(ModelMixin):
             h = temporal_upsample(h, time_maps.pop())
         for block, skip in zip(self.out_blocks, reversed(skips), strict=True):
             h = _run(block, _cat(h, skip, c.use_skip_connection), emb, space_maps)
-        return h.apply(lambda f: self.out_layer(F.layer_norm(f, (f.shape[-1],))))
+        return h.apply(lambda f: self.out_layer(F.layer_norm(f, (f.shape[-1],))).to(x.dtype))
 
 
 def _cat(h: SparseTensor, skip: SparseTensor, use_skip: bool) -> SparseTensor:

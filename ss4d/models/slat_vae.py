@@ -112,11 +112,12 @@ class _SparseTransformer(ModelMixin):
                 nn.init.zeros_(m.bias)
 
     def trunk(self, x: SparseTensor) -> SparseTensor:
-        h = x.apply(self.input_layer)
+        """Input Linear + APE -> blocks -> LayerNorm -> output Linear (computed in the model's dtype)."""
+        h = x.to(dtype=self.input_layer.weight.dtype).apply(self.input_layer)
         h = h + self.pos_embedder(h.xyz).to(h.dtype)
         for block in self.blocks:
             h = block(h)
-        return h.apply(lambda f: self.out_layer(F.layer_norm(f, (f.shape[-1],))))
+        return h.apply(lambda f: self.out_layer(F.layer_norm(f, (f.shape[-1],))).to(x.dtype))
 
 
 class SLatEncoder4D(_SparseTransformer):

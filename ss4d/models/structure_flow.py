@@ -150,7 +150,9 @@ class StructureFlow4D(ModelMixin):
         if cond.shape[:2] != (B, T) or cond.shape[-1] != c.cond_channels:
             raise ValueError(f"`cond` must be [B={B}, T={T}, L, {c.cond_channels}], got {tuple(cond.shape)}")
         t = t[:, None].expand(B, T) if t.ndim == 1 else t
-        h = self.input_layer(patchify(x.flatten(0, 1), c.patch_size)) + self.pos_emb().to(x.dtype)
+        dtype = self.input_layer.weight.dtype  # compute in the model's dtype, answer in the input's
+        cond = cond.to(dtype)
+        h = self.input_layer(patchify(x.flatten(0, 1).to(dtype), c.patch_size)) + self.pos_emb().to(dtype)
         h = h.view(B, T, h.shape[1], c.model_channels)
         emb = self.t_embedder((t * c.time_scale).flatten()).view(B, T, -1)
         if c.share_mod:
@@ -159,4 +161,5 @@ class StructureFlow4D(ModelMixin):
             h = block(h, emb, cond)
         h = F.layer_norm(h, (c.model_channels,))
         out = self.out_layer(h).flatten(0, 1)
-        return unpatchify(out, c.patch_size, c.out_channels, c.resolution).view(B, T, c.out_channels, *x.shape[3:])
+        out = unpatchify(out, c.patch_size, c.out_channels, c.resolution).view(B, T, c.out_channels, *x.shape[3:])
+        return out.to(x.dtype)

@@ -131,10 +131,10 @@ class SparseStructureEncoder(ModelMixin):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Occupancy (or any ``io_channels`` grid) -> ``(z, mean, logvar)``, each ``[..., 8, R/4, R/4, R/4]``."""
         h, lead = _frames(x, self.config.io_channels, "x")
-        h = self.input_layer(h)
+        h = self.input_layer(h.to(self.input_layer.weight.dtype))
         for block in self.blocks:
             h = block(h)
-        mean, logvar = self.out_layer(self.middle_block(h)).chunk(2, dim=1)
+        mean, logvar = self.out_layer(self.middle_block(h)).to(x.dtype).chunk(2, dim=1)
         z = mean
         if sample_posterior:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
@@ -165,10 +165,10 @@ class SparseStructureDecoder(ModelMixin):
     def forward(self, z: Tensor) -> Tensor:
         """Latent ``[..., 8, r, r, r]`` -> occupancy logits ``[..., 1, 4r, 4r, 4r]``."""
         h, lead = _frames(z, self.config.latent_channels, "z")
-        h = self.middle_block(self.input_layer(h))
+        h = self.middle_block(self.input_layer(h.to(self.input_layer.weight.dtype)))
         for block in self.blocks:
             h = block(h)
-        logits = self.out_layer(h)
+        logits = self.out_layer(h).to(z.dtype)
         return logits.unflatten(0, lead) if lead is not None else logits
 
 

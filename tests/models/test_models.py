@@ -183,3 +183,20 @@ def test_official_sizes_on_the_meta_device(cls, cfg, millions):
     with torch.device("meta"):
         model = cls(cfg)
     assert model.num_parameters() / 1e6 == pytest.approx(millions, abs=0.06)
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_bfloat16_weights_take_float32_inputs(name):
+    """`model.to(torch.bfloat16)` computes in bf16 and answers in the input's dtype, close to fp32."""
+    cls, cfg = TINY[name]
+    torch.manual_seed(0)
+    model = cls(cfg).eval()
+    _perturb(model)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        ref = _tensor(_run(name, model, 1, 2))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        low = _tensor(_run(name, model.to(torch.bfloat16), 1, 2))
+    assert low.dtype == torch.float32
+    assert (low - ref).abs().max() <= 0.02 * ref.abs().max() + 1e-3
