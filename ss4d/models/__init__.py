@@ -15,6 +15,7 @@ from ss4d.models.structure_flow import StructureFlow4D, StructureFlow4DConfig
 from ss4d.models.structure_vae import (
     SparseStructureDecoder,
     SparseStructureEncoder,
+    SparseStructureVAE,
     SparseStructureVAEConfig,
     occupancy_to_coords,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "SLatFlow4DConfig",
     "SparseStructureDecoder",
     "SparseStructureEncoder",
+    "SparseStructureVAE",
     "SparseStructureVAEConfig",
     "StructureFlow4D",
     "StructureFlow4DConfig",

@@ -18,6 +18,7 @@ from ss4d.models.base import ModelConfig, ModelMixin
 __all__ = [
     "SparseStructureDecoder",
     "SparseStructureEncoder",
+    "SparseStructureVAE",
     "SparseStructureVAEConfig",
     "occupancy_to_coords",
     "pixel_shuffle_3d",
@@ -179,3 +180,39 @@ def occupancy_to_coords(logits: Float[Tensor, "b t 1 r r r"], threshold: float =
     B, T = logits.shape[:2]
     idx = torch.argwhere(logits[:, :, 0] > threshold)
     return torch.stack([idx[:, 0] * T + idx[:, 1], idx[:, 2], idx[:, 3], idx[:, 4]], dim=1).int()
+
+
+class SparseStructureVAE(ModelMixin):
+    """Encoder + decoder of the sparse-structure VAE in one model (keys ``encoder.*``, ``decoder.*``).
+
+    SS4D keeps it frozen and applies it frame by frame; the pipeline needs only the decoder.
+    """
+
+    config_class = SparseStructureVAEConfig
+
+    def __init__(self, config: SparseStructureVAEConfig) -> None:
+        super().__init__(config)
+        self.encoder = SparseStructureEncoder(config)
+        self.decoder = SparseStructureDecoder(config)
+
+    @classmethod
+    def from_parts(cls, encoder: SparseStructureEncoder, decoder: SparseStructureDecoder) -> "SparseStructureVAE":
+        if encoder.config != decoder.config:
+            raise ValueError(f"encoder and decoder configs differ: {encoder.config} vs {decoder.config}")
+        vae = cls(encoder.config)
+        vae.encoder.load_state_dict(encoder.state_dict())
+        vae.decoder.load_state_dict(decoder.state_dict())
+        return vae
+
+    def encode(self, occupancy: Tensor, **kwargs) -> tuple[Tensor, Tensor, Tensor]:
+        return self.encoder(occupancy, **kwargs)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.decoder(z)
+
+    def forward(
+        self, occupancy: Tensor, *, sample_posterior: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``occupancy -> (logits, mean, logvar)``."""
+        z, mean, logvar = self.encoder(occupancy, sample_posterior=sample_posterior, generator=generator)
+        return self.decoder(z), mean, logvar

@@ -144,6 +144,20 @@ def test_one_optimizer_step_changes_every_trainable_parameter(name):
     assert not unchanged
 
 
+def test_structure_vae_round_trip_shapes_and_parts(tmp_path):
+    from ss4d.models import SparseStructureVAE
+
+    cfg = TINY["structure_encoder"][1]
+    vae = SparseStructureVAE(cfg)
+    logits, mean, logvar = vae(torch.rand(2, 3, 1, 8, 8, 8), sample_posterior=True)
+    assert logits.shape == (2, 3, 1, 8, 8, 8) and mean.shape == (2, 3, 8, 4, 4, 4)
+    again = SparseStructureVAE.from_parts(vae.encoder, vae.decoder)
+    x = torch.rand(1, 1, 1, 8, 8, 8)
+    assert torch.equal(again(x)[0], vae(x)[0])
+    vae.save_pretrained(tmp_path / "vae")
+    assert set(SparseStructureVAE.from_pretrained(tmp_path / "vae").state_dict()) == set(vae.state_dict())
+
+
 def test_strict_loading_reports_keys(tmp_path):
     cls, cfg = TINY["slat_encoder"]
     cls(cfg).save_pretrained(tmp_path / "enc")
