@@ -1,6 +1,5 @@
-"""Floor 4: the CFM scheduler and ``SS4DPipeline``.
+"""Floor 4: the CFM scheduler and (next) ``SS4DPipeline``."""
 
-Empty until the pipeline issue lands; floors below it (``ss4d.ops``, ``ss4d.layers``) are usable now.
-"""
+from ss4d.pipelines.scheduler import FlowMatchingScheduler, SampleOutput, StepOutput
 
-__all__: list[str] = []
+__all__ = ["FlowMatchingScheduler", "SampleOutput", "StepOutput"]
