@@ -1,5 +1,15 @@
-"""3D Gaussian representations (beside the floors; no model code)."""
+"""3D Gaussian representations and their files (beside the floors; no model code)."""
 
-from ss4d.representations.gaussians import GaussianActivation, Gaussians
+from ss4d.representations.gaussians import GaussianActivation, Gaussians, quaternion_to_matrix
+from ss4d.representations.io import load_npz, load_ply, save_npz, save_ply, save_ply_sequence
 
-__all__ = ["GaussianActivation", "Gaussians"]
+__all__ = [
+    "GaussianActivation",
+    "Gaussians",
+    "load_npz",
+    "load_ply",
+    "quaternion_to_matrix",
+    "save_npz",
+    "save_ply",
+    "save_ply_sequence",
+]

@@ -17,7 +17,18 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["GaussianActivation", "Gaussians"]
+__all__ = ["GaussianActivation", "Gaussians", "quaternion_to_matrix"]
+
+
+def quaternion_to_matrix(q: Float[Tensor, "*n 4"]) -> Float[Tensor, "*n 3 3"]:
+    """Rotation matrices of unit quaternions ``(w, x, y, z)``."""
+    w, x, y, z = q.unbind(-1)
+    rows = [
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ]  # fmt: skip
+    return torch.stack(rows, dim=-1).unflatten(-1, (3, 3))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+from jaxtyping import TypeCheckError
+from plyfile import PlyData
+
+from ss4d.representations import (
+    Gaussians,
+    load_npz,
+    load_ply,
+    quaternion_to_matrix,
+    save_npz,
+    save_ply,
+    save_ply_sequence,
+)
+
+
+def _gaussians(n=50, seed=0) -> Gaussians:
+    g = torch.Generator().manual_seed(seed)
+    return Gaussians(
+        torch.rand(n, 3, generator=g), torch.randn(n, 1, 3, generator=g), torch.randn(n, 3, generator=g) * 0.5,
+        torch.randn(n, 4, generator=g) * 0.3, torch.randn(n, 1, generator=g),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("up", ["y", "z"])
+def test_ply_is_standard_3dgs_and_round_trips(tmp_path, up):
+    g = _gaussians()
+    path = save_ply(g, tmp_path / "a.ply", up=up)
+    ply = PlyData.read(str(path))
+    v = ply["vertex"]
+    assert [p.name for p in v.properties][:3] == ["x", "y", "z"] and len(v) == len(g)
+    np.testing.assert_allclose(v["opacity"], torch.logit(g.opacity[:, 0]).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.stack([v[f"scale_{i}"] for i in range(3)], 1), g.scaling.log().numpy(), atol=1e-5)
+    xyz = g.xyz.numpy()
+    expected = np.stack([xyz[:, 0], -xyz[:, 2], xyz[:, 1]], 1) if up == "y" else xyz
+    np.testing.assert_allclose(np.stack([v["x"], v["y"], v["z"]], 1), expected, atol=1e-6)
+    back = load_ply(path, up=up)
+    for prop in ("xyz", "scaling", "opacity", "features"):
+        torch.testing.assert_close(getattr(back, prop), getattr(g, prop), rtol=1e-4, atol=1e-5)
+    # quaternions: equal up to sign
+    dots = (back.rotation * g.rotation).sum(-1).abs()
+    torch.testing.assert_close(dots, torch.ones_like(dots), atol=1e-5, rtol=0)
+
+
+def test_y_up_rotation_turns_the_gaussian_frames_too(tmp_path):
+    """The principal axes of each Gaussian must follow the point transform."""
+    g = _gaussians(5)
+    v = PlyData.read(str(save_ply(g, tmp_path / "a.ply")))["vertex"]
+    q = torch.tensor(np.stack([v[f"rot_{i}"] for i in range(4)], 1), dtype=torch.float64)
+
+    M = torch.tensor([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=torch.float64)
+    torch.testing.assert_close(
+        quaternion_to_matrix(q), M @ quaternion_to_matrix(g.rotation.double()), atol=1e-5, rtol=0
+    )
+
+
+def test_sequence_names_and_npz_round_trip(tmp_path):
+    frames = [_gaussians(10, s) for s in range(3)] + [_gaussians(0, 9)]
+    paths = save_ply_sequence(frames, tmp_path / "seq")
+    assert [p.name for p in paths] == ["frame_0000.ply", "frame_0001.ply", "frame_0002.ply", "frame_0003.ply"]
+    back = load_npz(save_npz(frames, tmp_path / "seq.npz"))
+    assert len(back) == 4
+    for a, b in zip(frames, back, strict=True):
+        for name in ("_xyz", "_features_dc", "_scaling", "_rotation", "_opacity"):
+            assert torch.equal(getattr(a, name), getattr(b, name))
+
+
+def test_bad_files(tmp_path):
+    (tmp_path / "x.ply").write_text("not a ply")
+    with pytest.raises(ValueError, match="PLY"):
+        load_ply(tmp_path / "x.ply")
+    np.savez(tmp_path / "y.npz", a=np.zeros(1))
+    with pytest.raises(ValueError, match="not an ss4d Gaussian sequence"):
+        load_npz(tmp_path / "y.npz")
+    with pytest.raises((ValueError, TypeCheckError), match="up"):
+        save_ply(_gaussians(), tmp_path / "z.ply", up="x")  # type: ignore[arg-type]
