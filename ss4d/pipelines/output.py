@@ -1,0 +1,61 @@
+"""`SS4DOutput`: what a pipeline call returns, and how it is written to disk."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from jaxtyping import Float, Int32
+from torch import Tensor
+
+from ss4d.representations import Gaussians, save_npz, save_ply_sequence
+
+__all__ = ["SS4DOutput"]
+
+
+@dataclass
+class SS4DOutput:
+    """Per-frame Gaussians and voxels of one clip, the preprocessed input and the time of each stage."""
+
+    gaussians: list[Gaussians]
+    coords: list[Int32[Tensor, "_ 3"]]  # active voxels (x, y, z) per frame at the SLat resolution
+    images: Float[Tensor, "t 3 s s"]  # preprocessed condition frames
+    resolution: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.gaussians)
+
+    def save(self, folder: str | Path, *, preview: bool = True, preview_size: int = 192, fps: float = 8.0) -> dict:
+        """Write ``frame_0000.ply`` ... (3DGS PLY, y-up), ``gaussians.npz``, ``summary.json`` and, with
+        ``preview``, ``preview.mp4`` (or ``.gif`` without PyAV): input | novel view | structure.
+
+        Everything goes inside ``folder``; returns the written paths.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written: dict = {"ply": [str(p) for p in save_ply_sequence(self.gaussians, folder)]}
+        written["npz"] = str(save_npz(self.gaussians, folder / "gaussians.npz"))
+        if preview:
+            from ss4d.data import write_video
+            from ss4d.render.preview import render_preview
+
+            frames = render_preview(self.gaussians, self.coords, self.images, self.resolution, size=preview_size)
+            written["preview"] = str(write_video(frames, folder / "preview.mp4", fps=fps))
+        summary = {
+            "num_frames": self.num_frames,
+            "gaussians_per_frame": [len(g) for g in self.gaussians],
+            "voxels_per_frame": [int(c.shape[0]) for c in self.coords],
+            "resolution": self.resolution,
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "files": written,
+        }
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return written
+
+    def to(self, device: torch.device | str) -> "SS4DOutput":
+        return SS4DOutput(
+            [g.to(device) for g in self.gaussians], [c.to(device) for c in self.coords], self.images.to(device),
+            self.resolution, dict(self.timings),
+        )  # fmt: skip
