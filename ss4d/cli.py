@@ -1,0 +1,164 @@
+"""The ``ss4d`` command line: ``generate``, ``render``, ``convert``, ``info``.
+
+Errors print one line (``error: ...``) plus a hint. Exit codes: 0 success, 2 bad input or usage
+(missing files, unreadable clips, bad options), 1 an internal failure.
+"""
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ss4d import __version__
+from ss4d.errors import BackendUnavailableError, CheckpointMismatchError, FrameCountError, UnknownBackendError
+
+DEFAULT_MODEL = "checkpoints/ss4d-tiny"
+BAD_INPUT = (
+    FileNotFoundError, ValueError, TypeError, FrameCountError, UnknownBackendError, BackendUnavailableError,
+    CheckpointMismatchError,
+)  # fmt: skip
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from ss4d.pipelines import SS4DPipeline
+
+    model = Path(args.model)
+    if not (model / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"no ss4d pipeline at {model} (expected model_index.json); pass --model DIR, or convert the official "
+            "release with `ss4d convert`"
+        )
+    out = Path(args.output)
+    start = time.perf_counter()
+    pipe = SS4DPipeline.from_pretrained(model, device=args.device)
+    result = pipe(
+        args.input,
+        seed=args.seed,
+        num_steps=args.steps,
+        cfg_strength=args.cfg,
+        slat_cfg_strength=args.slat_cfg,
+        max_frames=args.max_frames,
+        stride=args.stride,
+        progress=not args.quiet,
+    )
+    written = result.save(out, preview=not args.no_preview)
+    if not args.quiet:
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+        print(f"{result.num_frames} frames -> {out} ({len(written['ply'])} PLYs"
+              f"{', ' + Path(written['preview']).name if 'preview' in written else ''}); {stages}; "
+              f"total {time.perf_counter() - start:.1f}s")  # fmt: skip
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from ss4d.data import write_video
+    from ss4d.render import render_gaussians
+    from ss4d.render.preview import orbit_camera
+    from ss4d.representations import load_npz, load_ply
+
+    src = Path(args.sequence)
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    if src.is_dir():
+        plys = sorted(src.glob("*.ply"))
+        if not plys:
+            raise ValueError(f"{src}: no .ply files")
+        frames = [load_ply(p) for p in plys]
+    else:
+        frames = load_npz(src)
+    images = []
+    with torch.no_grad():
+        for t, g in enumerate(frames):
+            cam = orbit_camera(t, len(frames), size=args.size, sweep=args.sweep)
+            images.append(render_gaussians(g, cam, background=torch.ones(3)).color.permute(2, 0, 1))
+    path = write_video(torch.stack(images), args.output, fps=args.fps)
+    print(f"wrote {path}")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from ss4d.convert import convert_checkpoint
+
+    result = convert_checkpoint(args.checkpoint, args.output, trellis=args.trellis)
+    extra = f"; {len(result.new_keys)} new keys ({', '.join(result.notes)})" if result.new_keys else ""
+    print(
+        f"{type(result.model).__name__}: {result.model.num_parameters() / 1e6:.1f} M parameters -> {args.output}{extra}"
+    )
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from ss4d.ops.attention import attention_backends
+    from ss4d.ops.sparse import sparse_conv_backends
+
+    devices = ["cpu"] + ([f"cuda ({torch.cuda.get_device_name(0)})"] if torch.cuda.is_available() else [])
+    print(f"ss4d {__version__}, torch {torch.__version__}, python {platform.python_version()}")
+    print(f"devices: {', '.join(devices)}; torch threads: {torch.get_num_threads()}")
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        for registry in (sparse_conv_backends, attention_backends):
+            names = registry.available(device)
+            auto = registry.resolve("auto", device).name
+            print(f"{registry.family} backends on {device}: {', '.join(names)} (auto = {auto})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ss4d", description="Native 4D generation: video in, animated 3D Gaussians out."
+    )
+    parser.add_argument("--version", action="version", version=f"ss4d {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="generate 4D Gaussians from a clip (video file, frame folder, image)")
+    g.add_argument("input", help="video file (.gif, .mp4, ...), folder of frames, or image")
+    g.add_argument("-o", "--output", required=True, help="output folder (PLYs, gaussians.npz, preview, summary)")
+    g.add_argument("--model", default=DEFAULT_MODEL, help=f"pipeline folder (default {DEFAULT_MODEL})")
+    g.add_argument("--steps", type=int, help="sampling steps for both stages")
+    g.add_argument("--cfg", type=float, help="classifier-free guidance of the structure stage")
+    g.add_argument("--slat-cfg", type=float, help="classifier-free guidance of the SLat stage")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--max-frames", type=int)
+    g.add_argument("--stride", type=int, default=1)
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("--no-preview", action="store_true", help="skip the preview video")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    g.set_defaults(run=_generate)
+    r = sub.add_parser("render", help="render a saved sequence (gaussians.npz or a PLY folder) to a video")
+    r.add_argument("sequence")
+    r.add_argument("-o", "--output", required=True, help="video path (.mp4 or .gif)")
+    r.add_argument("--size", type=int, default=256)
+    r.add_argument("--fps", type=float, default=8.0)
+    r.add_argument("--sweep", type=float, default=90.0, help="degrees of camera orbit over the clip")
+    r.set_defaults(run=_render)
+    c = sub.add_parser("convert", help="convert an official SS4D / TRELLIS checkpoint (<stem>.json + .safetensors)")
+    c.add_argument("checkpoint", help="the model JSON; its .safetensors must sit next to it")
+    c.add_argument("-o", "--output", required=True, help="output model folder")
+    c.add_argument("--trellis", action="store_true", help="a TRELLIS 3D checkpoint: inflate to the 4D model")
+    c.set_defaults(run=_convert)
+    i = sub.add_parser("info", help="versions, devices and available backends")
+    i.set_defaults(run=_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BAD_INPUT as e:
+        print(f"error: {e}", file=sys.stderr)
+        print(f"hint: `ss4d {args.command} --help` lists the options", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - report, then exit 1
+        print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        print("hint: this is a bug in ss4d or an environment problem; rerun with `python -X dev -m ss4d.cli ...`",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
