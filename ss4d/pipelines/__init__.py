@@ -3,6 +3,7 @@
 from ss4d.pipelines.output import SS4DOutput
 from ss4d.pipelines.pipeline import COMPONENT_CLASSES, SamplerParams, SS4DPipeline
 from ss4d.pipelines.preprocess import Preprocessed, estimate_uniform_background_alpha, pad_frames, preprocess_clip
+from ss4d.pipelines.presets import build_tiny_pipeline
 from ss4d.pipelines.scheduler import FlowMatchingScheduler, SampleOutput, StepOutput
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "SampleOutput",
     "SamplerParams",
     "StepOutput",
+    "build_tiny_pipeline",
     "estimate_uniform_background_alpha",
     "pad_frames",
     "preprocess_clip",

@@ -1,0 +1,48 @@
+"""Write the small example clips in examples/clips/ (RGBA GIFs, reproducible).
+
+    python examples/make_example_clips.py
+
+The held-out synthetic clips of the trained ss4d-tiny come from ``ss4d data synth``; these are simple
+hand-made animations for trying the commands.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+OUT = Path(__file__).resolve().parent / "clips"
+
+
+def bouncing_ball(frames: int = 16, size: int = 96) -> list[Image.Image]:
+    """A shaded ball that bounces and squashes on landing."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    images = []
+    for t in range(frames):
+        phase = t / frames
+        height = abs(math.cos(math.pi * phase))  # 1 at the top, 0 on the ground
+        squash = 1.0 - 0.35 * max(0.0, 0.3 - height) / 0.3
+        rx, ry = 0.2 * size / squash**0.5, 0.2 * size * squash
+        cx, cy = size * (0.35 + 0.3 * phase), size * 0.78 - ry - height * size * 0.45
+        d = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
+        inside = d < 1.0
+        shade = np.clip(1.1 - 0.6 * np.sqrt(((xx - cx + 0.3 * rx) / rx) ** 2 + ((yy - cy + 0.3 * ry) / ry) ** 2), 0.2, 1)
+        rgba = np.zeros((size, size, 4), np.uint8)
+        rgba[..., 0] = (230 * shade).astype(np.uint8)
+        rgba[..., 1] = (90 * shade + 40 * (xx / size)).astype(np.uint8)
+        rgba[..., 2] = (40 * shade).astype(np.uint8)
+        rgba[..., 3] = np.where(inside, 255, 0)
+        images.append(Image.fromarray(rgba, "RGBA"))
+    return images
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    frames = bouncing_ball()
+    frames[0].save(OUT / "bouncing_ball.gif", save_all=True, append_images=frames[1:], duration=80, loop=0, disposal=2)
+    print(f"wrote {OUT / 'bouncing_ball.gif'}")
+
+
+if __name__ == "__main__":
+    main()
