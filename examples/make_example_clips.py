@@ -27,7 +27,9 @@ def bouncing_ball(frames: int = 16, size: int = 96) -> list[Image.Image]:
         cx, cy = size * (0.35 + 0.3 * phase), size * 0.78 - ry - height * size * 0.45
         d = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
         inside = d < 1.0
-        shade = np.clip(1.1 - 0.6 * np.sqrt(((xx - cx + 0.3 * rx) / rx) ** 2 + ((yy - cy + 0.3 * ry) / ry) ** 2), 0.2, 1)
+        shade = np.clip(
+            1.1 - 0.6 * np.sqrt(((xx - cx + 0.3 * rx) / rx) ** 2 + ((yy - cy + 0.3 * ry) / ry) ** 2), 0.2, 1
+        )
         rgba = np.zeros((size, size, 4), np.uint8)
         rgba[..., 0] = (230 * shade).astype(np.uint8)
         rgba[..., 1] = (90 * shade + 40 * (xx / size)).astype(np.uint8)
