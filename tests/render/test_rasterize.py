@@ -105,3 +105,25 @@ def test_render_gaussians_and_orbit_cameras():
         assert out.color.shape == (32, 32, 3) and float(out.alpha.mean()) > 0.05
         assert 1.2 < float(out.depth[out.alpha > 0.5].mean()) < 2.8
     assert math.isclose(float(cams[0].normalized_intrinsics()[0, 2]), 0.5)
+
+
+def test_unknown_backend_and_gsplat_on_cpu():
+    gs = Gaussians(torch.rand(4, 3), torch.zeros(4, 1, 3), torch.zeros(4, 3), torch.zeros(4, 4), torch.zeros(4, 1))
+    cam = orbit_cameras(1, size=16)[0]
+    with pytest.raises(ValueError, match="backend"):
+        render_gaussians(gs, cam, backend="opengl")
+    with pytest.raises(Exception, match="gsplat|CUDA"):
+        render_gaussians(gs, cam, backend="gsplat")
+
+
+@pytest.mark.cuda
+def test_gsplat_matches_torch_on_cuda():
+    pytest.importorskip("gsplat")
+    g = torch.Generator().manual_seed(0)
+    n = 300
+    xyz, dc = torch.rand(n, 3, generator=g) * 0.5 + 0.25, torch.randn(n, 1, 3, generator=g)
+    gs = Gaussians(xyz, dc, torch.full((n, 3), 3.0), torch.randn(n, 4, generator=g) * 0.2, torch.full((n, 1), 2.0))
+    cam = orbit_cameras(1, size=64)[0]
+    ref = render_gaussians(gs, cam, backend="torch").color
+    got = render_gaussians(gs.to("cuda"), cam, backend="gsplat").color.cpu()
+    assert float((got - ref).abs().mean()) < 0.02
