@@ -134,23 +134,23 @@ def rasterize(
     trans = torch.ones(n_tiles, P, device=device, dtype=dtype)
     max_count = int(per_tile.max()) if n_tiles else 0
     for c0 in range(0, max_count, chunk):
+        act = torch.nonzero(per_tile > c0).squeeze(1)  # only tiles that still have Gaussians left
         slot = c0 + torch.arange(chunk, device=device)
-        valid = slot[None, :] < per_tile[:, None]  # [tiles, chunk]
-        idx = torch.where(valid, start[:, None] + slot[None, :], 0)
-        g = pair_g[idx] if len(pair_g) else torch.zeros_like(idx)
-        dx = pix_x[:, None, :] - proj.mean2d[g][..., 0:1]  # [tiles, chunk, P]
-        dy = pix_y[:, None, :] - proj.mean2d[g][..., 1:2]
+        valid = slot[None, :] < per_tile[act, None]  # [active tiles, chunk]
+        idx = torch.where(valid, start[act, None] + slot[None, :], 0)
+        g = pair_g[idx]
+        dx = pix_x[act, None, :] - proj.mean2d[g][..., 0:1]  # [active, chunk, P]
+        dy = pix_y[act, None, :] - proj.mean2d[g][..., 1:2]
         con = proj.conic[g]
         power = -0.5 * (con[..., 0:1] * dx * dx + con[..., 2:3] * dy * dy) - con[..., 1:2] * dx * dy
         alpha = (proj.opacity[g][..., None] * torch.exp(power)).clamp(max=ALPHA_MAX)
         alpha = torch.where(valid[..., None] & (alpha >= ALPHA_MIN) & (power <= 0), alpha, torch.zeros_like(alpha))
-        one_minus = 1 - alpha
-        cum = torch.cumprod(one_minus, dim=1)
-        t_excl = trans[:, None, :] * torch.cat([torch.ones_like(cum[:, :1]), cum[:, :-1]], dim=1)
-        w = t_excl * alpha  # [tiles, chunk, P]
-        color = color + torch.einsum("tkp,tkc->tpc", w, proj.color[g])
-        depth = depth + (w * proj.depth[g][..., None]).sum(1)
-        trans = trans * cum[:, -1]
+        cum = torch.cumprod(1 - alpha, dim=1)
+        t_act = trans[act]
+        w = t_act[:, None, :] * torch.cat([torch.ones_like(cum[:, :1]), cum[:, :-1]], dim=1) * alpha
+        color = color.index_add(0, act, torch.einsum("tkp,tkc->tpc", w, proj.color[g]))
+        depth = depth.index_add(0, act, (w * proj.depth[g][..., None]).sum(1))
+        trans = trans.index_copy(0, act, t_act * cum[:, -1])
     color = color + trans[..., None] * bg
     alpha_img = 1 - trans
 
