@@ -77,7 +77,8 @@ def main() -> None:
     lines = [
         "# Pipeline and rasteriser figures (CPU)", "", "Command: `python benchmarks/pipeline_report.py`", "",
         f"## Untrained tiny pipeline (`build_tiny_pipeline()`, 2 steps per stage, CFG on), {threads} threads", "",
-        "| frames | voxels | Gaussians | preprocess ms | condition ms | structure ms | slat ms | decode ms | total ms |",
+        "| frames | voxels | Gaussians | preprocess ms | condition ms | structure ms | slat ms | decode ms | total ms"
+        " |",
         "|---|---|---|---|---|---|---|---|---|", *pipeline_rows(), "",
         "## Pure-torch rasteriser (one view, 16 px tiles)", "",
         "| Gaussians | image | forward ms | forward+backward ms | G Gaussian-pixels / s (forward) |",
