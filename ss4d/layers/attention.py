@@ -99,6 +99,8 @@ class AttentionCore(nn.Module):
     ) -> Float[Tensor, "n c"]:
         """Varlen attention over packed rows (self: one partition; cross: ``cu_k`` for the keys)."""
         if partition.perm is not None:
+            if cu_k is not None:
+                raise ValueError("a permuted partition is for self-attention; cross-attention needs perm=None")
             perm = partition.perm
             out = varlen_attention(q[perm], k[perm], v[perm], partition.cu_seqlens, backend=self.attn_backend)
             out = torch.empty_like(out).index_copy_(0, perm, out)

@@ -80,7 +80,7 @@ class RotaryEmbedding(nn.Module):
         self, x: Float[Tensor, "*batch l h d"], positions: Int[Tensor, "*l a"] | Float[Tensor, "*l a"]
     ) -> Float[Tensor, "*batch l h d"]:
         """Rotate ``x [..., L, H, d]`` by ``positions [..., L, in_channels]`` (or ``[L]`` for 1D)."""
-        if positions.ndim == 1 or positions.shape[-1] != self.in_channels:
+        if positions.shape == x.shape[:-2] or positions.ndim == 1:  # one position per token: add the axis
             positions = positions.unsqueeze(-1)
         if x.shape[-1] != self.head_dim:
             raise ValueError(f"RoPE built for head_dim {self.head_dim}, got {x.shape[-1]}")

@@ -75,8 +75,8 @@ class TemporalLayer(AttentionCore):
             raise ValueError(f"`window` must be >= 1 or None, got {window}")
         if window_xyz is not None and window_xyz < 1:
             raise ValueError(f"`window_xyz` must be >= 1 or None, got {window_xyz}")
-        if shift and window is None:
-            raise ValueError("`shift=True` needs a `window`")
+        if shift and window is None and window_xyz is None:
+            raise ValueError("`shift=True` needs a `window` (frames) or a `window_xyz` (voxels)")
         if mode not in ("expand", "insert"):
             raise ValueError(f"`mode` must be 'expand' or 'insert', got {mode!r}")
         dd = {"device": device, "dtype": dtype}

@@ -65,8 +65,9 @@ class NaiveBackend(AttentionBackend):
         return True
 
     def dense(self, q, k, v, scale):
-        logits = (q.float() @ k.float().transpose(-1, -2)) * scale
-        return (logits.softmax(dim=-1) @ v.float()).to(q.dtype)
+        compute = torch.promote_types(q.dtype, torch.float32)
+        logits = (q.to(compute) @ k.to(compute).transpose(-1, -2)) * scale
+        return (logits.softmax(dim=-1) @ v.to(compute)).to(q.dtype)
 
     def varlen(self, q, k, v, cu_q, cu_k, scale):
         out = q.new_zeros(q.shape[0], q.shape[1], v.shape[2])

@@ -67,6 +67,8 @@ def varlen_attention(
     if cu_seqlens_q.ndim != 1 or cu_k.shape != cu_seqlens_q.shape:
         raise ValueError("cu_seqlens_q and cu_seqlens_k must be 1D with one entry per sequence + 1")
     for name, cu, n in (("cu_seqlens_q", cu_seqlens_q, q.shape[0]), ("cu_seqlens_k", cu_k, k.shape[0])):
+        if cu.dtype.is_floating_point or cu.dtype == torch.bool:
+            raise ValueError(f"{name} must be an integer tensor, got {cu.dtype}")
         if cu.numel() == 0 or int(cu[0]) != 0 or int(cu[-1]) != n or bool((cu.diff() < 0).any()):
             raise ValueError(f"{name} must rise from 0 to {n} (the packed row count), got {cu.tolist()[:8]}...")
     scale = q.shape[-1] ** -0.5 if scale is None else scale

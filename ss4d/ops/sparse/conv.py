@@ -72,8 +72,8 @@ def subm_conv(
     ks = normalize_kernel_size(kernel_size)
     if any(k % 2 == 0 for k in ks):
         raise ValueError(f"subm_conv needs odd kernel extents, got {ks}")
-    if dilation < 1:
-        raise ValueError(f"`dilation` must be >= 1, got {dilation}")
+    if not isinstance(dilation, int) or isinstance(dilation, bool) or dilation < 1:
+        raise ValueError(f"`dilation` must be an int >= 1, got {dilation!r}")
     _check_weight(x, weight, bias, ks, "subm_conv")
     impl = sparse_conv_backends.resolve(backend, x.device)
     return x.replace(_add_bias(impl.submanifold(x, weight, ks, dilation), bias))

@@ -78,7 +78,9 @@ class SparseSites:
         try:
             return self._memo[key]
         except KeyError:
-            value = build()
+            # Built as normal tensors even under inference_mode, so a later training pass can reuse them.
+            with torch.inference_mode(False):
+                value = build()
             self._memo[key] = value
             return value
 

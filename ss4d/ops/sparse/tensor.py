@@ -64,6 +64,10 @@ class SparseTensor:
         if coords.device != feats.device:
             raise CoordinateError(f"`feats` is on {feats.device} but `coords` on {coords.device}")
         if layout is None:
+            if coords.ndim != 2 or coords.shape[1] != 4:
+                raise CoordinateError(
+                    f"`coords` must have shape [n, 4] = (b*T + t, x, y, z), got {tuple(coords.shape)}"
+                )
             if coords.dtype.is_floating_point:
                 check_coords(coords, SpacetimeLayout(1), spatial_shape)  # raises the dtype error
             top = int(coords[:, 0].max()) + 1 if coords.ndim == 2 and coords.shape[0] else 1
@@ -176,11 +180,13 @@ class SparseTensor:
 
     def to(
         self,
-        device: torch.device | str | None = None,
+        device: torch.device | str | torch.dtype | None = None,
         dtype: torch.dtype | None = None,
         non_blocking: bool = False,
     ) -> "SparseTensor":
-        """Move to ``device`` and/or cast features to ``dtype`` (coordinates stay int32)."""
+        """Move to ``device`` and/or cast features to ``dtype`` (coordinates stay int32); ``x.to(torch.half)`` works."""
+        if isinstance(device, torch.dtype):
+            device, dtype = None, device
         feats = self.feats.to(device=device, dtype=dtype, non_blocking=non_blocking)
         if feats.device == self.device:
             return SparseTensor.from_sites(feats, self.sites)

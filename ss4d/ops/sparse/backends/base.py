@@ -55,4 +55,5 @@ def zeros_like_output(feats: Tensor, weight: Tensor, num_out: int) -> Tensor:
     Backward through it then gives zero gradients instead of "does not require grad" (an empty sample
     in a batch must not break training).
     """
-    return feats.new_zeros(num_out, weight.shape[2]) + 0 * (feats.sum() + weight.sum())
+    # sums of empty slices: exactly 0 (never 0 * inf) but connected to both inputs
+    return feats.new_zeros(num_out, weight.shape[2]) + (feats[:0].sum() + weight[:0].sum())

@@ -21,13 +21,13 @@ def gather_gemm_scatter(
 ) -> Float[Tensor, "m co"]:
     """``out[o] = sum over pairs (i, o, k) of feats[i] @ weight[k]``; autograd flows to feats and weight."""
     segments = kmap.segments()
-    if kmap.identity_offset is not None:
-        out = feats @ weight[kmap.identity_offset]
-    else:
-        out = zeros_like_output(feats, weight, kmap.num_out)
+    out = feats @ weight[kmap.identity_offset] if kmap.identity_offset is not None else None
     for k, rows_in, rows_out in segments:
-        out.index_add_(0, rows_out, feats.index_select(0, rows_in) @ weight[k])
-    return out
+        prod = feats.index_select(0, rows_in) @ weight[k]
+        if out is None:  # the accumulator takes the products' dtype (autocast may lower it)
+            out = prod.new_zeros(kmap.num_out, prod.shape[1])
+        out.index_add_(0, rows_out, prod.to(out.dtype))
+    return zeros_like_output(feats, weight, kmap.num_out) if out is None else out
 
 
 class TorchBackend(SparseConvBackend):
