@@ -111,15 +111,10 @@ class _Checkpointed(nn.Module):
         return self._forward(*args)
 
 
-class ModulatedTransformerCrossBlock(_Checkpointed):
-    """Dense 4D DiT block: ``x [B, T, M, C]``, ``emb [B, T, C]`` (per-frame timestep embedding, or
-    ``[B, T, 6C]`` with ``share_mod``), ``cond [B, T, Lc, Cc]`` (per-frame condition tokens).
+class _ModulatedCrossBlock(_Checkpointed):
+    """The shared construction of the dense and sparse modulated cross blocks (official parameter names)."""
 
-    ``x += gate_msa * SelfAttn(LN1(x)(1 + scale_msa) + shift_msa)``; ``x += CrossAttn(LN2(x), cond)``
-    (per frame, LN2 affine); ``x += gate_mlp * MLP(LN3(x)(1 + scale_mlp) + shift_mlp)``. Self-attention by
-    ``temporal``: see the module docstring; ``window``/``shift`` window it in time (frames).
-    ``adaln_zero`` (default) zero-initialises the modulation, so gates start at 0 (adaLN-Zero).
-    """
+    attention_class: type[nn.Module] = MultiHeadAttention  # per-frame self / cross attention
 
     def __init__(
         self,
@@ -154,7 +149,7 @@ class ModulatedTransformerCrossBlock(_Checkpointed):
                 channels, window=window, shift=shift, rope_base=rope_base, use_rope=use_rope, **attn
             )
         elif temporal in ("insert", "none"):
-            self.self_attn = MultiHeadAttention(
+            self.self_attn = self.attention_class(
                 channels, num_heads, kind="self", qk_rms_norm=qk_rms_norm, attn_backend=attn_backend, **dd
             )
             if temporal == "insert":
@@ -163,7 +158,7 @@ class ModulatedTransformerCrossBlock(_Checkpointed):
                 )
         else:
             raise ValueError(f"`temporal` must be 'expand', 'insert' or 'none', got {temporal!r}")
-        self.cross_attn = MultiHeadAttention(
+        self.cross_attn = self.attention_class(
             channels,
             num_heads,
             kind="cross",
@@ -175,6 +170,17 @@ class ModulatedTransformerCrossBlock(_Checkpointed):
         self.mlp = FeedForward(channels, mlp_ratio=mlp_ratio, **dd)
         if not share_mod:
             self.adaLN_modulation = _modulation(channels, 6, dd, zero=adaln_zero)
+
+
+class ModulatedTransformerCrossBlock(_ModulatedCrossBlock):
+    """Dense 4D DiT block: ``x [B, T, M, C]``, ``emb [B, T, C]`` (per-frame timestep embedding, or
+    ``[B, T, 6C]`` with ``share_mod``), ``cond [B, T, Lc, Cc]`` (per-frame condition tokens).
+
+    ``x += gate_msa * SelfAttn(LN1(x)(1 + scale_msa) + shift_msa)``; ``x += CrossAttn(LN2(x), cond)``
+    (per frame, LN2 affine); ``x += gate_mlp * MLP(LN3(x)(1 + scale_mlp) + shift_mlp)``. Self-attention by
+    ``temporal``: see the module docstring; ``window``/``shift`` window it in time (frames).
+    ``adaln_zero`` (default) zero-initialises the modulation, so gates start at 0 (adaLN-Zero).
+    """
 
     def _forward(
         self, x: Float[Tensor, "b t m c"], emb: Float[Tensor, "b t e"], cond: Float[Tensor, "b t l cc"]
@@ -198,67 +204,14 @@ class ModulatedTransformerCrossBlock(_Checkpointed):
         return x + gate_mlp * self.mlp(h)
 
 
-class ModulatedSparseTransformerCrossBlock(_Checkpointed):
+class ModulatedSparseTransformerCrossBlock(_ModulatedCrossBlock):
     """Sparse 4D DiT block (SLat flow): ``x`` voxels, ``emb [B*T, C]`` per entry, ``cond [B*T, Lc, Cc]``.
 
     As :class:`ModulatedTransformerCrossBlock`; ``temporal="expand"`` with ``window=None`` is the released
     full spacetime attention over all frames of a sample; cross-attention is per entry.
     """
 
-    def __init__(
-        self,
-        channels: int,
-        ctx_channels: int,
-        *,
-        num_heads: int,
-        mlp_ratio: float = 4.0,
-        temporal: TemporalMode = "expand",
-        window: int | None = None,
-        shift: bool = False,
-        rope_base: float = 10000.0,
-        use_rope: bool = True,
-        qk_rms_norm: bool = False,
-        qk_rms_norm_cross: bool = False,
-        share_mod: bool = False,
-        adaln_zero: bool = True,
-        use_checkpoint: bool = False,
-        attn_backend: str = "auto",
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__()
-        dd = {"device": device, "dtype": dtype}
-        self.temporal, self.share_mod, self.use_checkpoint = temporal, share_mod, use_checkpoint
-        self.norm1 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6, **dd)
-        self.norm2 = LayerNorm32(channels, elementwise_affine=True, eps=1e-6, **dd)
-        self.norm3 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6, **dd)
-        attn = {"num_heads": num_heads, "qk_rms_norm": qk_rms_norm, "attn_backend": attn_backend, **dd}
-        if temporal == "expand":
-            self.self_attn = TemporalLayer(
-                channels, window=window, shift=shift, rope_base=rope_base, use_rope=use_rope, **attn
-            )
-        elif temporal in ("insert", "none"):
-            self.self_attn = SparseMultiHeadAttention(
-                channels, num_heads, kind="self", qk_rms_norm=qk_rms_norm, attn_backend=attn_backend, **dd
-            )
-            if temporal == "insert":
-                self.temporal_attn = TemporalLayer(
-                    channels, window=window, shift=shift, rope_base=rope_base, use_rope=use_rope, mode="insert", **attn
-                )
-        else:
-            raise ValueError(f"`temporal` must be 'expand', 'insert' or 'none', got {temporal!r}")
-        self.cross_attn = SparseMultiHeadAttention(
-            channels,
-            num_heads,
-            kind="cross",
-            ctx_channels=ctx_channels,
-            qk_rms_norm=qk_rms_norm_cross,
-            attn_backend=attn_backend,
-            **dd,
-        )
-        self.mlp = FeedForward(channels, mlp_ratio=mlp_ratio, **dd)
-        if not share_mod:
-            self.adaLN_modulation = _modulation(channels, 6, dd, zero=adaln_zero)
+    attention_class = SparseMultiHeadAttention
 
     def _forward(self, x: SparseTensor, emb: Float[Tensor, "e d"], cond: Float[Tensor, "e l cc"]) -> SparseTensor:
         if emb.shape[0] != x.layout.num_entries:
