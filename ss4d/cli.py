@@ -90,6 +90,23 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth(args: argparse.Namespace) -> int:
+    from ss4d.data.synthetic import make_clip
+
+    if args.num < 1 or args.frames < 1:
+        raise ValueError("--num and --frames must be >= 1")
+    out = Path(args.out)
+    for i in range(args.num):
+        clip = make_clip(args.seed + i, num_frames=args.frames, resolution=args.resolution, image_size=args.size,
+                         num_views=args.views, aggregate=args.aggregate)  # fmt: skip
+        clip.save(out / f"clip_{args.seed + i:06d}")
+        if not args.quiet:
+            print(
+                f"clip {i + 1}/{args.num}: seed {args.seed + i}, {clip.coords.shape[0]} voxels, {clip.meta['motions']}"
+            )
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from ss4d.ops.attention import attention_backends
     from ss4d.ops.sparse import sparse_conv_backends
@@ -137,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="output model folder")
     c.add_argument("--trellis", action="store_true", help="a TRELLIS 3D checkpoint: inflate to the 4D model")
     c.set_defaults(run=_convert)
+    d = sub.add_parser("data", help="datasets")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    sy = dsub.add_parser("synth", help="procedural 4D clips (ray-marched SDF objects in motion)")
+    sy.add_argument("--num", type=int, default=10, help="number of clips")
+    sy.add_argument("--frames", type=int, default=8)
+    sy.add_argument("--out", required=True)
+    sy.add_argument("--seed", type=int, default=0, help="clip i uses seed + i")
+    sy.add_argument("--resolution", type=int, default=16, help="occupancy grid (the SLat resolution)")
+    sy.add_argument("--size", type=int, default=64, help="image size of the videos and views")
+    sy.add_argument("--views", type=int, default=4, help="orbit views per frame")
+    sy.add_argument("--aggregate", choices=["visible", "all"], default="visible")
+    sy.add_argument("-q", "--quiet", action="store_true")
+    sy.set_defaults(run=_synth)
     i = sub.add_parser("info", help="versions, devices and available backends")
     i.set_defaults(run=_info)
     return parser
