@@ -1,0 +1,6 @@
+"""Training: an exact-resume trainer and the losses of the SS4D networks."""
+
+from ss4d.training.core import TrainConfig, Trainer
+from ss4d.training.losses import cfm_loss, dice_loss, kl_loss, structure_vae_loss
+
+__all__ = ["TrainConfig", "Trainer", "cfm_loss", "dice_loss", "kl_loss", "structure_vae_loss"]
