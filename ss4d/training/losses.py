@@ -24,7 +24,7 @@ def structure_vae_loss(vae, occupancy: Tensor, generator: torch.Generator, kl_we
     """Dice on the reconstructed occupancy + ``kl_weight`` KL (the TRELLIS SS VAE config)."""
     logits, mean, logvar = vae(occupancy, sample_posterior=True, generator=generator)
     dice, kl = dice_loss(logits.flatten(0, 1), occupancy.flatten(0, 1)), kl_loss(mean, logvar)
-    return dice + kl_weight * kl, {"dice": float(dice), "kl": float(kl)}
+    return dice + kl_weight * kl, {"dice": float(dice.detach()), "kl": float(kl.detach())}
 
 
 def cfm_loss(
