@@ -135,7 +135,13 @@ class Trainer:
             for name, p in self.params.items():
                 self.ema[name].lerp_(p.detach(), 1 - self.config.ema_rate)
         self.step += 1
-        return {"step": self.step, "loss": float(loss.detach()), "grad_norm": grad_norm, "lr": self.lr_at(self.step - 1), **logs}
+        return {
+            "step": self.step,
+            "loss": float(loss.detach()),
+            "grad_norm": grad_norm,
+            "lr": self.lr_at(self.step - 1),
+            **logs,
+        }
 
     def train(self, *, until: int | None = None, progress: bool = False) -> list[dict[str, float | int]]:
         """Train to ``until`` (default ``max_steps``), logging and checkpointing on the way."""
