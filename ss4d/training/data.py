@@ -1,0 +1,76 @@
+"""Training batches from synthetic clips (``ss4d data synth``): one function per network.
+
+Each ``*_batch`` is a pure function of ``(dataset, generator)`` so the trainer's exact resume holds.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ss4d.data.synthetic import SyntheticClip
+from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
+
+__all__ = ["ClipDataset", "SLatVAEBatch", "occupancy_grid"]
+
+
+class ClipDataset:
+    """The clips under a folder (``clip_*/``), loaded once and kept in memory (they are small)."""
+
+    def __init__(self, folder: str | Path, *, limit: int | None = None) -> None:
+        folders = sorted(p for p in Path(folder).glob("clip_*") if p.is_dir())[:limit]
+        if not folders:
+            raise FileNotFoundError(f"{folder}: no clip_* folders (make some with `ss4d data synth --out {folder}`)")
+        self.clips = [SyntheticClip.load(f) for f in folders]
+        self.resolution = int(self.clips[0].meta["resolution"])
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def pick(self, generator: torch.Generator, count: int) -> list[SyntheticClip]:
+        idx = torch.randint(len(self.clips), (count,), generator=generator).tolist()
+        return [self.clips[i] for i in idx]
+
+
+def occupancy_grid(clip: SyntheticClip, frames: int | None = None) -> Tensor:
+    """Dense occupancy ``[T, 1, R, R, R]`` of a clip's first ``frames`` frames."""
+    R, T = int(clip.meta["resolution"]), frames or int(clip.meta["num_frames"])
+    c = clip.coords[clip.coords[:, 0] < T].long()
+    grid = torch.zeros(T, 1, R, R, R)
+    grid[c[:, 0], 0, c[:, 1], c[:, 2], c[:, 3]] = 1.0
+    return grid
+
+
+def structure_batch(data: ClipDataset, generator: torch.Generator, batch_size: int, frames: int) -> Tensor:
+    """``[B, T, 1, R, R, R]`` occupancy for the structure VAE."""
+    return torch.stack([occupancy_grid(c, frames) for c in data.pick(generator, batch_size)])
+
+
+def condition_frames(clip: SyntheticClip, frames: int, size: int) -> Tensor:
+    """The front video premultiplied on black, resized: ``[T, 3, size, size]`` in [0, 1]."""
+    v = clip.video[:frames].float() / 255
+    rgb = v[:, :3] * v[:, 3:4]
+    return F.interpolate(rgb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+@dataclass
+class SLatVAEBatch:
+    voxels: SparseTensor  # features on the clip's voxels, layout (1, T)
+    views: Tensor  # [T, 4, S, S] one random view per frame, float in [0, 1]
+    viewmats: Tensor  # [T, 4, 4]
+    focal: float
+
+
+def slat_vae_batch(data: ClipDataset, generator: torch.Generator, frames: int) -> SLatVAEBatch:
+    """One clip's first ``frames`` frames: voxel features and one random ground-truth view per frame."""
+    clip = data.pick(generator, 1)[0]
+    keep = clip.coords[:, 0] < frames
+    R = data.resolution
+    voxels = SparseTensor(clip.features[keep].float(), clip.coords[keep], SpacetimeLayout(1, frames),
+                          spatial_shape=(R, R, R))  # fmt: skip
+    V = clip.views.shape[1]
+    pick = torch.randint(V, (frames,), generator=generator)
+    views = clip.views[torch.arange(frames), pick].float() / 255
+    return SLatVAEBatch(voxels, views, clip.viewmats[torch.arange(frames), pick], clip.focal)
