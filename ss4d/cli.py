@@ -107,6 +107,23 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from ss4d.training.run import run_training
+
+    path = Path(args.config)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such training config (see configs/)")
+    config = json.loads(path.read_text())
+    for key in ("data", "out"):
+        if getattr(args, key):
+            config[key] = getattr(args, key)
+    folder = run_training(config, progress=not args.quiet)
+    print(f"pipeline written to {folder}")
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from ss4d.ops.attention import attention_backends
     from ss4d.ops.sparse import sparse_conv_backends
@@ -167,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--aggregate", choices=["visible", "all"], default="visible")
     sy.add_argument("-q", "--quiet", action="store_true")
     sy.set_defaults(run=_synth)
+    tr = sub.add_parser("train", help="train all four networks on synthetic clips and assemble a pipeline")
+    tr.add_argument("config", help="JSON config (e.g. configs/ss4d-tiny.json)")
+    tr.add_argument("--data", help="override the config's data folder")
+    tr.add_argument("--out", help="override the config's output folder")
+    tr.add_argument("-q", "--quiet", action="store_true")
+    tr.set_defaults(run=_train)
     i = sub.add_parser("info", help="versions, devices and available backends")
     i.set_defaults(run=_info)
     return parser

@@ -74,3 +74,34 @@ def slat_vae_batch(data: ClipDataset, generator: torch.Generator, frames: int) -
     pick = torch.randint(V, (frames,), generator=generator)
     views = clip.views[torch.arange(frames), pick].float() / 255
     return SLatVAEBatch(voxels, views, clip.viewmats[torch.arange(frames), pick], clip.focal)
+
+
+def frames_batch(data: ClipDataset, generator: torch.Generator, batch_size: int, frames: int, size: int):
+    """``(occupancy [B, T, 1, R, R, R], condition frames [B, T, 3, size, size], clips)`` for the flows."""
+    clips = data.pick(generator, batch_size)
+    occ = torch.stack([occupancy_grid(c, frames) for c in clips])
+    cond = torch.stack([condition_frames(c, frames, size) for c in clips])
+    return occ, cond, clips
+
+
+def voxel_batch(clip: SyntheticClip, frames: int) -> SparseTensor:
+    """A clip's voxel features on its first ``frames`` frames, layout ``(1, frames)``."""
+    keep = clip.coords[:, 0] < frames
+    R = int(clip.meta["resolution"])
+    return SparseTensor(clip.features[keep].float(), clip.coords[keep], SpacetimeLayout(1, frames),
+                        spatial_shape=(R, R, R))  # fmt: skip
+
+
+def random_black_masks(frames: Tensor, generator: torch.Generator, p: float = 0.5, max_frac: float = 0.4) -> Tensor:
+    """The paper's augmentation: with probability ``p`` per frame, black out a random rectangle."""
+    out = frames.clone()
+    *lead, _, H, W = frames.shape
+    flat = out.view(-1, *frames.shape[-3:])
+    for i in range(flat.shape[0]):
+        if float(torch.rand(1, generator=generator)) < p:
+            h = int(H * max_frac * float(torch.rand(1, generator=generator))) + 1
+            w = int(W * max_frac * float(torch.rand(1, generator=generator))) + 1
+            y = int(torch.randint(H - h + 1, (1,), generator=generator))
+            x = int(torch.randint(W - w + 1, (1,), generator=generator))
+            flat[i, :, y : y + h, x : x + w] = 0
+    return out

@@ -15,7 +15,7 @@ from ss4d.render import Camera, render_gaussians
 from ss4d.training.data import SLatVAEBatch
 from ss4d.training.losses import kl_loss
 
-__all__ = ["slat_vae_loss", "ssim"]
+__all__ = ["slat_flow_loss", "slat_vae_loss", "ssim", "structure_flow_loss"]
 
 
 def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
@@ -54,3 +54,43 @@ def slat_vae_loss(encoder, decoder, batch: SLatVAEBatch, generator: torch.Genera
     kl = kl_loss(mean.feats, logvar.feats)
     loss = l1 / T + 0.2 * ssim_term / T + kl_weight * kl
     return loss, {"l1": float(l1.detach()) / T, "ssim": 1 - float(ssim_term.detach()) / T, "kl": float(kl.detach())}
+
+
+def _drop_condition(cond: Tensor, generator: torch.Generator, p: float) -> Tensor:
+    """Classifier-free guidance dropout: zero the whole condition of a sample with probability ``p``."""
+    keep = (torch.rand(cond.shape[0], generator=generator) >= p).to(cond.dtype).view(-1, *[1] * (cond.ndim - 1))
+    return cond * keep.to(cond.device)
+
+
+def structure_flow_loss(flow, cond_encoder, ss_encoder, occupancy: Tensor, frames: Tensor, generator, *,
+                        p_uncond: float = 0.1):  # fmt: skip
+    """CFM on structure latents (frozen SS encoder means) conditioned on per-frame tokens.
+
+    ``occupancy [B, T, 1, R, R, R]``, ``frames [B, T, 3, S, S]``; the condition encoder trains with the flow.
+    """
+    from ss4d.training.losses import cfm_loss
+
+    B, T = occupancy.shape[:2]
+    with torch.no_grad():
+        x0 = ss_encoder(occupancy)[1]
+    cond = cond_encoder(frames.flatten(0, 1)).unflatten(0, (B, T))
+    cond = _drop_condition(cond, generator, p_uncond)
+    return cfm_loss(lambda x, t: flow(x, t, cond), x0, generator, batch_size=B)
+
+
+def slat_flow_loss(flow, cond_encoder, slat_encoder, voxels, frames: Tensor, generator, *, mean: Tensor,
+                   std: Tensor, p_uncond: float = 0.1):  # fmt: skip
+    """CFM on normalised structured latents (frozen SLat encoder means) of one clip (layout ``(1, T)``)."""
+    from ss4d.pipelines.scheduler import FlowMatchingScheduler
+
+    with torch.no_grad():
+        x0 = (slat_encoder(voxels)[1].feats - mean) / std
+        cond = cond_encoder(frames[0]).unsqueeze(0)
+    cond = _drop_condition(cond, generator, p_uncond)
+    s = FlowMatchingScheduler()
+    t = s.sample_timesteps(1, generator=generator)
+    eps = torch.randn(x0.shape, generator=generator)
+    x_t = s.add_noise(x0, eps, t.expand(x0.shape[0]))
+    pred = flow(voxels.replace(x_t), t, cond).feats
+    loss = (pred - s.velocity_target(x0, eps)).square().mean()
+    return loss, {"t": float(t)}
