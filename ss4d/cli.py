@@ -124,6 +124,14 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from ss4d.eval.evaluate import evaluate_folder
+
+    r = evaluate_folder(args.model, args.data, limit=args.limit, seed=args.seed, num_steps=args.steps, out=args.out)
+    print(f"{r['clips']} clips: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, flicker {r['flicker']:.4f}")
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from ss4d.ops.attention import attention_backends
     from ss4d.ops.sparse import sparse_conv_backends
@@ -190,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", help="override the config's output folder")
     tr.add_argument("-q", "--quiet", action="store_true")
     tr.set_defaults(run=_train)
+    ev = sub.add_parser("eval", help="novel-view PSNR / SSIM and flicker on held-out synthetic clips")
+    ev.add_argument("--model", required=True, help="pipeline folder")
+    ev.add_argument("--data", required=True, help="folder of clip_* (from `ss4d data synth`)")
+    ev.add_argument("--limit", type=int)
+    ev.add_argument("--steps", type=int)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", help="write the metrics (with per-clip rows) to this JSON file")
+    ev.set_defaults(run=_eval)
     i = sub.add_parser("info", help="versions, devices and available backends")
     i.set_defaults(run=_info)
     return parser

@@ -8,32 +8,14 @@
 """
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from ss4d.eval.metrics import ssim
 from ss4d.render import Camera, render_gaussians
 from ss4d.training.data import SLatVAEBatch
 from ss4d.training.losses import kl_loss
 
 __all__ = ["slat_flow_loss", "slat_vae_loss", "ssim", "structure_flow_loss"]
-
-
-def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
-    """Mean SSIM of ``[N, C, H, W]`` images in [0, 1] (Gaussian window 11 / 1.5; C1 = 0.01^2, C2 = 0.03^2)."""
-    coords = torch.arange(window, dtype=a.dtype, device=a.device) - window // 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = (g / g.sum())[None, None]
-    C = a.shape[1]
-    kernel_x, kernel_y = g[..., None, :].expand(C, 1, 1, window), g[..., :, None].expand(C, 1, window, 1)
-
-    def blur(x: Tensor) -> Tensor:
-        x = F.conv2d(x, kernel_x, padding=(0, window // 2), groups=C)
-        return F.conv2d(x, kernel_y, padding=(window // 2, 0), groups=C)
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
-    c1, c2 = 0.01**2, 0.03**2
-    return (((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))).mean()
 
 
 def slat_vae_loss(encoder, decoder, batch: SLatVAEBatch, generator: torch.Generator, *, kl_weight: float = 1e-6):

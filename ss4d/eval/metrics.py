@@ -1,0 +1,49 @@
+"""Image metrics for 4D evaluation: PSNR, SSIM, flicker."""
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+
+__all__ = ["bbox_crop", "flicker", "psnr", "ssim"]
+
+
+def psnr(pred: Float[Tensor, "*b c h w"], target: Float[Tensor, "*b c h w"]) -> Tensor:
+    """Mean PSNR (dB) of images in [0, 1]."""
+    mse = (pred - target).square().flatten(-3).mean(-1).clamp_min(1e-10)
+    return (10 * torch.log10(1.0 / mse)).mean()
+
+
+def ssim(a: Float[Tensor, "n c h w"], b: Float[Tensor, "n c h w"], window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Mean SSIM of images in [0, 1] (Gaussian window 11 / 1.5; C1 = 0.01^2, C2 = 0.03^2), differentiable."""
+    coords = torch.arange(window, dtype=a.dtype, device=a.device) - window // 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = (g / g.sum())[None, None]
+    C = a.shape[1]
+    kx, ky = g[..., None, :].expand(C, 1, 1, window), g[..., :, None].expand(C, 1, window, 1)
+
+    def blur(x: Tensor) -> Tensor:
+        return F.conv2d(F.conv2d(x, kx, padding=(0, window // 2), groups=C), ky, padding=(window // 2, 0), groups=C)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    return (((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))).mean()
+
+
+def flicker(frames: Float[Tensor, "t c h w"]) -> Tensor:
+    """Mean L1 between consecutive frames of a rendered sequence (same camera): temporal jitter."""
+    if frames.shape[0] < 2:
+        return frames.new_zeros(())
+    return (frames[1:] - frames[:-1]).abs().mean()
+
+
+def bbox_crop(alpha: Float[Tensor, "h w"], *images: Tensor, margin: int = 2) -> list[Tensor]:
+    """Crop ``[..., H, W]`` images to the bounding box of ``alpha > 0`` (grown by ``margin`` pixels)."""
+    ys, xs = torch.nonzero(alpha > 0, as_tuple=True)
+    if ys.numel() == 0:
+        return list(images)
+    H, W = alpha.shape
+    y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, H)
+    x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, W)
+    return [im[..., y0:y1, x0:x1] for im in images]

@@ -1,0 +1,34 @@
+import json
+
+import torch
+
+from ss4d.cli import main
+from ss4d.data.synthetic import make_clip
+from ss4d.eval import bbox_crop, flicker, psnr, ssim
+
+from ..pipelines.tiny import tiny_pipeline
+
+
+def test_metrics_on_known_cases():
+    a = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert float(psnr(a, a)) > 90 and abs(float(ssim(a, a)) - 1) < 1e-6
+    assert abs(float(psnr(torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.1))) - 20.0) < 1e-4
+    assert float(flicker(torch.stack([a[0], a[0]]))) == 0 and float(flicker(a)) > 0
+    alpha = torch.zeros(10, 10)
+    alpha[3:5, 4:8] = 1
+    (crop,) = bbox_crop(alpha, torch.rand(3, 10, 10), margin=0)
+    assert crop.shape == (3, 2, 4)
+
+
+def test_eval_cli_on_synthetic_clips(tmp_path):
+    for seed in range(2):
+        make_clip(seed, num_frames=2, resolution=8, image_size=24, num_views=2).save(
+            tmp_path / "data" / f"clip_{seed:06d}"
+        )
+    tiny_pipeline().save_pretrained(tmp_path / "model")
+    code = main(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data"), "--steps", "1",
+                 "--out", str(tmp_path / "m.json")])  # fmt: skip
+    assert code == 0
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["clips"] == 2 and 0 < result["psnr"] < 100 and -1 <= result["ssim"] <= 1 and result["flicker"] >= 0
+    assert main(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "nothing")]) == 2
