@@ -263,7 +263,7 @@ def make_clip(
 ) -> SyntheticClip:
     """Generate one clip (see the module docstring). ``aggregate``: "visible" (depth-tested views, voxels
     seen by none fall back to all views) or "all" (mean over every view)."""
-    from ss4d.render.camera import fov_to_focal, look_at
+    from ss4d.render.camera import fov_to_focal, look_at, orbit_view
 
     if aggregate not in ("visible", "all"):
         raise ValueError(f"`aggregate` must be 'visible' or 'all', got {aggregate!r}")
@@ -281,8 +281,7 @@ def make_clip(
         for v in range(num_views):
             az = az0 + 2 * math.pi * v / num_views
             el = math.radians(float(torch.empty(1).uniform_(-10, 40, generator=g)))
-            eye = torch.tensor([2 * math.cos(el) * math.cos(az), 2 * math.cos(el) * math.sin(az), 2 * math.sin(el)])
-            view = look_at(eye, torch.zeros(3))
+            view = orbit_view(2.0, az, el)
             rgba_v, depth_v = render_sdf(scene, phase, view, focal, image_size)
             frame_views.append(rgba_v)
             frame_mats.append(view)

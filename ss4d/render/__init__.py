@@ -1,6 +1,6 @@
 """Rendering: cameras and a differentiable pure-PyTorch Gaussian rasteriser."""
 
-from ss4d.render.camera import Camera, fov_to_focal, look_at, orbit_cameras
+from ss4d.render.camera import Camera, fov_to_focal, look_at, orbit_cameras, orbit_view
 from ss4d.render.rasterize import RenderOutput, project_gaussians, rasterize, render_gaussians
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "fov_to_focal",
     "look_at",
     "orbit_cameras",
+    "orbit_view",
     "project_gaussians",
     "rasterize",
     "render_gaussians",

@@ -11,7 +11,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["Camera", "fov_to_focal", "look_at", "orbit_cameras"]
+__all__ = ["Camera", "fov_to_focal", "look_at", "orbit_cameras", "orbit_view"]
 
 
 def fov_to_focal(fov_degrees: float, size: int) -> float:
@@ -35,6 +35,18 @@ def look_at(
     view[:3, :3] = rot
     view[:3, 3] = -rot @ eye
     return view
+
+
+def orbit_view(radius: float, azimuth: float, elevation: float) -> Float[Tensor, "4 4"]:
+    """World -> camera matrix of a camera at (radius, azimuth, elevation) (radians, z-up) looking at the origin."""
+    eye = torch.tensor(
+        [
+            radius * math.cos(elevation) * math.cos(azimuth),
+            radius * math.cos(elevation) * math.sin(azimuth),
+            radius * math.sin(elevation),
+        ]
+    )
+    return look_at(eye, torch.zeros(3))
 
 
 @dataclass(frozen=True)
@@ -83,8 +95,5 @@ def orbit_cameras(
     el = math.radians(elevation_degrees)
     for i in range(num):
         az = math.radians(start_degrees) + 2 * math.pi * i / num
-        eye = torch.tensor(
-            [radius * math.cos(el) * math.cos(az), radius * math.cos(el) * math.sin(az), radius * math.sin(el)]
-        )
-        cams.append(Camera.from_fov(look_at(eye, torch.zeros(3)), fov_degrees, size, size))
+        cams.append(Camera.from_fov(orbit_view(radius, az, el), fov_degrees, size, size))
     return cams

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int32
 from torch import Tensor
 
-from ss4d.render.camera import Camera, look_at
+from ss4d.render.camera import Camera, orbit_view
 from ss4d.render.rasterize import project_gaussians, rasterize, render_gaussians
 from ss4d.representations import Gaussians
 
@@ -19,10 +19,7 @@ def orbit_camera(frame: int, num_frames: int, *, size: int, radius: float = 2.0,
     """A camera that sweeps ``sweep`` degrees of azimuth over the clip (z-up world)."""
     az = math.radians(-45 + sweep * frame / max(num_frames - 1, 1))
     el = math.radians(elevation)
-    eye = torch.tensor(
-        [radius * math.cos(el) * math.cos(az), radius * math.cos(el) * math.sin(az), radius * math.sin(el)]
-    )
-    return Camera.from_fov(look_at(eye, torch.zeros(3)), fov, size, size)
+    return Camera.from_fov(orbit_view(radius, az, el), fov, size, size)
 
 
 def render_voxels(coords: Int32[Tensor, "n 3"], resolution: int, camera: Camera) -> Float[Tensor, "h w 3"]:
