@@ -8,7 +8,9 @@ the compressed frame index) -> temporal res blocks unpacking to exactly the pre-
 -> 3D res blocks upsampling to exactly the input voxels (skip concat) -> LayerNorm -> output Linear.
 
 Ablations: ``"4d"`` (3^4 res blocks, the last downsampling space and time together), ``"3d_4d"`` (3^4 convs
-in the temporal stage), ``"none"`` (plain frame-pair merge/unmerge, no temporal convs).
+in the temporal stage), ``"none"`` (plain frame-pair merge/unmerge, no temporal convs), ``"3d"`` (no temporal
+compression at all: TRELLIS's per-frame CompNet). With ``temporal="none"`` the transformer attends within
+each (compressed) frame only; ``conv_type="3d"`` + ``temporal="none"`` is the per-frame 3D baseline.
 
 ``x`` voxels ``[n, in_channels]`` on a spacetime layout with **even T** (the pipeline pads odd clips),
 ``t [B]`` or ``[B, T]`` in [0, 1] (times ``time_scale``), ``cond [B, T, L, C_cond]`` -> velocity on the
@@ -34,7 +36,7 @@ from ss4d.ops.sparse import SparseTensor, temporal_downsample, temporal_upsample
 
 __all__ = ["SLatFlow4D", "SLatFlow4DConfig"]
 
-CONV_TYPES = ("3d_1d", "3d_4d", "4d", "none")
+CONV_TYPES = ("3d_1d", "3d_4d", "4d", "none", "3d")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +60,7 @@ class SLatFlow4DConfig(ModelConfig):
     num_io_res_blocks: int = 2
     num_io_temporal_blocks: int = 2
     conv_type: str = "3d_1d"
+    temporal: str = "expand"
     use_skip_connection: bool = True
     window: int | None = None
     use_rope: bool = True
@@ -75,6 +78,8 @@ class SLatFlow4DConfig(ModelConfig):
     def validate(self) -> None:
         if self.conv_type not in CONV_TYPES:
             raise ValueError(f"conv_type must be one of {CONV_TYPES}, got {self.conv_type!r}")
+        if self.temporal not in ("expand", "none"):
+            raise ValueError(f"temporal must be 'expand' or 'none', got {self.temporal!r}")
         if self.pooling not in ("mean", "official"):
             raise ValueError(f"pooling must be 'mean' or 'official', got {self.pooling!r}")
         if self.num_io_res_blocks < 1 or self.num_io_temporal_blocks < 1:
@@ -123,7 +128,7 @@ class SLatFlow4D(ModelMixin):
                 c.cond_channels,
                 num_heads=c.heads,
                 mlp_ratio=c.mlp_ratio,
-                temporal="expand",
+                temporal=c.temporal,  # type: ignore[arg-type]
                 window=c.window,
                 shift=c.window is not None and i % 2 == 1,
                 rope_base=c.rope_base,
@@ -162,7 +167,8 @@ class SLatFlow4D(ModelMixin):
     ) -> SparseTensor:
         c = self.config
         B, T = x.layout.batch_size, x.layout.num_frames
-        if T % 2:
+        packs = c.conv_type != "3d"
+        if packs and T % 2:
             raise FrameCountError(
                 f"SLatFlow4D packs frame pairs and needs an even frame count, got T={T}; pad the clip with its "
                 "last frame and crop the result (SS4DPipeline does this for you)"
@@ -173,11 +179,14 @@ class SLatFlow4D(ModelMixin):
             raise ValueError(f"`cond` must be [B={B}, T={T}, L, {c.cond_channels}], got {tuple(cond.shape)}")
         t = t[:, None].expand(B, T) if t.ndim == 1 else t
         emb = self.t_embedder((t * c.time_scale).flatten())  # [B*T, C], one per entry
-        emb_pairs = emb.view(B * T // 2, 2, -1).mean(dim=1)
+        dtype = self.input_layer.weight.dtype  # compute in the model's dtype, answer in the input's
+        if packs:  # the transformer sees frame pairs: mean timestep embedding, both frames' tokens
+            emb_pairs = emb.view(B * T // 2, 2, -1).mean(dim=1)
+            cond_pairs = cond.to(dtype).reshape(B * T // 2, 2 * cond.shape[2], cond.shape[3])
+        else:
+            emb_pairs, cond_pairs = emb, cond.to(dtype).flatten(0, 1)
         if c.share_mod:
             emb_pairs = self.adaLN_modulation(emb_pairs)
-        dtype = self.input_layer.weight.dtype  # compute in the model's dtype, answer in the input's
-        cond_pairs = cond.to(dtype).reshape(B * T // 2, 2 * cond.shape[2], cond.shape[3])  # frames 2k, 2k+1 joined
 
         h = x.to(dtype=dtype).apply(self.input_layer)
         skips, space_maps = [], []

@@ -105,10 +105,26 @@ def test_forward_shapes_over_frame_counts(name, T):
 def test_slat_flow_output_sites_equal_input_sites_for_every_conv_type():
     _, cfg = TINY["slat_flow"]
     x = _voxels(2, 4, cfg.resolution, cfg.in_channels)
-    for conv_type in ("3d_1d", "3d_4d", "4d", "none"):
+    for conv_type in ("3d_1d", "3d_4d", "4d", "none", "3d"):
         model = SLatFlow4D(cfg.replace(conv_type=conv_type))
         out = model(x, torch.rand(2), torch.randn(2, 4, 3, cfg.cond_channels))
         assert out.same_sites(x), conv_type
+
+
+def test_per_frame_3d_baseline_keeps_frames_independent():
+    """conv_type '3d' + temporal 'none': changing one frame's input leaves the other frames' output alone."""
+    _, cfg = TINY["slat_flow"]
+    torch.manual_seed(0)
+    model = SLatFlow4D(cfg.replace(conv_type="3d", temporal="none"))
+    _perturb(model)
+    x = _voxels(1, 3, cfg.resolution, cfg.in_channels)  # odd T is fine without temporal packing
+    cond = torch.randn(1, 3, 3, cfg.cond_channels)
+    y = x.replace(torch.where((x.frame_index == 1)[:, None], x.feats + 1, x.feats))
+    t = torch.tensor([0.5])
+    a, b = model(x, t, cond), model(y, t, cond)
+    same = x.frame_index != 1
+    torch.testing.assert_close(a.feats[same], b.feats[same])
+    assert not torch.allclose(a.feats[~same], b.feats[~same])
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -175,7 +191,7 @@ def test_configs_reject_unknown_keys_and_bad_values():
     with pytest.raises(ValueError, match="unknown config keys"):
         StructureFlow4DConfig.from_dict({"model_channels": 32, "num_blokcs": 3})
     with pytest.raises(ValueError, match="conv_type"):
-        SLatFlow4DConfig(conv_type="3d")
+        SLatFlow4DConfig(conv_type="2d")
     with pytest.raises(ValueError, match="divisible"):
         StructureFlow4DConfig(resolution=5, patch_size=2)
     assert StructureFlow4DConfig.from_dict({"mlp_ratio": 4}).mlp_ratio == 4.0  # JSON ints for floats
