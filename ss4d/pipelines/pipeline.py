@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jaxtyping import Float, Int32
+from jaxtyping import Float, Int, Int32
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -298,9 +298,7 @@ class SS4DPipeline:
     # --- the whole job ------------------------------------------------------------------------------
     def preprocess(self, source: Any, *, masks: Tensor | None = None, max_frames: int | None = None,
                    stride: int = 1, fps: float | None = None) -> Preprocessed:  # fmt: skip
-        if not isinstance(source, Clip):
-            source = load_clip(source, max_frames=max_frames, stride=stride, fps=fps)
-        clip = source
+        clip = source if isinstance(source, Clip) else load_clip(source, max_frames=max_frames, stride=stride, fps=fps)
         return preprocess_clip(clip, self.image_size, masks=masks)
 
     def __call__(
@@ -318,7 +316,7 @@ class SS4DPipeline:
         stride: int = 1,
         fps: float | None = None,
         masks: Tensor | None = None,
-        structure: Int32[Tensor, "n 4"] | None = None,
+        structure: Int[Tensor, "n 4"] | None = None,
         progress: bool = True,
     ) -> SS4DOutput:
         """Generate the 4D object of a clip (file, folder, PIL list, tensor or :class:`~ss4d.data.Clip`).
