@@ -62,8 +62,10 @@ class TorchsparseBackend(SparseConvBackend):
         E = x.layout.num_entries
         X, Y, Z = x.spatial_shape
         inp = ts.SparseTensor(x.feats, x.coords, stride=1, spatial_range=(E, X, Y, Z))
-        # torchsparse caches kernel maps on the tensor: share one cache per ss4d sites object.
-        inp._caches = x.sites.memo(("torchsparse_caches",), lambda: inp._caches)
+        # torchsparse caches kernel maps on the tensor: share one cache per ss4d sites object and grad mode
+        # (maps built with training=False lack the backward maps).
+        training = torch.is_grad_enabled()
+        inp._caches = x.sites.memo(("torchsparse_caches", training), lambda: inp._caches)
         ks = kernel_size[1:]
         out = F.conv3d(
             inp,
@@ -73,7 +75,7 @@ class TorchsparseBackend(SparseConvBackend):
             1,
             tuple(k // 2 for k in ks),
             1,
-            training=torch.is_grad_enabled(),
+            training=training,
         )
         return out.feats
 
