@@ -120,28 +120,6 @@ class SparseSites:
 
         return self.memo(("entry_offsets",), build)
 
-    def lookup(self, coords: Int64[Tensor, "q 4"]) -> Int64[Tensor, " q"]:
-        """Row index of each query ``(entry, x, y, z)``, or -1 where it is not active or out of the grid."""
-        sx, sy, sz = self.spatial_shape
-        inside = (
-            (coords >= 0).all(dim=1)
-            & (coords[:, 0] < self.layout.num_entries)
-            & (coords[:, 1] < sx)
-            & (coords[:, 2] < sy)
-            & (coords[:, 3] < sz)
-        )
-        query = ((coords[:, 0] * sx + coords[:, 1]) * sy + coords[:, 2]) * sz + coords[:, 3]
-        return self.lookup_keys(torch.where(inside, query, -1))
-
-    def lookup_keys(self, query: Int64[Tensor, "*q"]) -> Int64[Tensor, "*q"]:
-        """Row index of each linear key, or -1 where absent (negative query keys mean "absent")."""
-        sorted_keys, perm = self.sorted_keys()
-        if sorted_keys.numel() == 0:
-            return torch.full_like(query, -1)
-        pos = torch.searchsorted(sorted_keys, query).clamp_(max=sorted_keys.numel() - 1)
-        found = (sorted_keys[pos] == query) & (query >= 0)
-        return torch.where(found, perm[pos], -1)
-
 
 def check_coords(
     coords: Tensor, layout: SpacetimeLayout, spatial_shape: tuple[int, int, int] | None

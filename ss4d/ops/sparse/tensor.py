@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from jaxtyping import Bool, Float, Int32, Int64
+from jaxtyping import Bool, Float, Int32
 from torch import Tensor
 
 from ss4d.errors import CoordinateError, MappingMismatchError
@@ -373,8 +373,3 @@ class SparseTensor:
         grid = self.feats.new_zeros(B, T, X, Y, Z, self.num_channels)
         grid = grid.index_put(index, self.feats)
         return grid.permute(0, 1, 5, 2, 3, 4).contiguous()
-
-    def entry_rows(self, entry: int) -> Int64[Tensor, " r"]:
-        """Row indices of batch entry ``entry``."""
-        offsets = self.sites.entry_offsets()
-        return torch.arange(int(offsets[entry]), int(offsets[entry + 1]), device=self.device)
