@@ -44,7 +44,7 @@ class TrainConfig:
     ckpt_every: int = 200
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.lr <= 0 or not 0 <= self.ema_rate < 1 or self.warmup_steps < 0:
+        if self.max_steps < 0 or self.lr <= 0 or not 0 <= self.ema_rate < 1 or self.warmup_steps < 0:
             raise ValueError(f"bad training config: {self}")
 
 

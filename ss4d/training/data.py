@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ss4d.data.synthetic import SyntheticClip
@@ -49,10 +48,15 @@ def structure_batch(data: ClipDataset, generator: torch.Generator, batch_size: i
 
 
 def condition_frames(clip: SyntheticClip, frames: int, size: int) -> Tensor:
-    """The front video premultiplied on black, resized: ``[T, 3, size, size]`` in [0, 1]."""
-    v = clip.video[:frames].float() / 255
-    rgb = v[:, :3] * v[:, 3:4]
-    return F.interpolate(rgb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    """The front video's first ``frames`` frames prepared exactly as the pipeline prepares its input
+    (:func:`ss4d.pipelines.preprocess.preprocess_clip`: square crop around the union alpha box, resize,
+    premultiply on black): ``[T, 3, size, size]`` in [0, 1]. Training on anything else (e.g. uncropped frames)
+    shifts and rescales the object between training and inference."""
+    from ss4d.data.video import Clip
+    from ss4d.pipelines.preprocess import preprocess_clip
+
+    rgba = clip.video[:frames].float() / 255
+    return preprocess_clip(Clip(rgba), size).images
 
 
 @dataclass

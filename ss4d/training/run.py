@@ -15,17 +15,11 @@ import torch
 
 from ss4d.models import (
     GaussianDecoder4D,
-    GaussianDecoder4DConfig,
     SLatEncoder4D,
-    SLatEncoder4DConfig,
     SLatFlow4D,
-    SLatFlow4DConfig,
     SparseStructureVAE,
-    SparseStructureVAEConfig,
     StructureFlow4D,
-    StructureFlow4DConfig,
     TinyImageEncoder,
-    TinyImageEncoderConfig,
 )
 from ss4d.pipelines import SamplerParams, SS4DPipeline
 from ss4d.training.core import TrainConfig, Trainer
@@ -53,6 +47,33 @@ def frames_at(schedule: list[list[int]], step: int) -> int:
         if step >= start:
             frames = n
     return frames
+
+
+def _component(spec: dict, key: str, cls: type, defaults: dict | None = None) -> torch.nn.Module:
+    """Build the stage's ``key`` network: from ``spec[key]`` (a config dict), or, for fine-tuning, from a model
+    folder ``spec["init"][key]`` (``save_pretrained`` / ``ss4d convert`` output: config.json + safetensors)."""
+    init = spec.get("init", {})
+    if key in init:
+        if key in spec:
+            raise ValueError(
+                f"stage gives both a config and `init` for {key!r}; the config comes from the init folder, drop one"
+            )
+        return cls.from_pretrained(init[key])
+    if key not in spec and defaults is None:
+        raise ValueError(f"stage needs `{key}` (a model config) or `init.{key}` (a model folder)")
+    return cls(cls.config_class.from_dict({**(defaults or {}), **spec.get(key, {})}))
+
+
+def _check_init(stage: str, spec: dict, keys: tuple[str, ...]) -> None:
+    unknown = set(spec.get("init", {})) - set(keys)
+    if unknown:
+        raise ValueError(f"{stage}.init: unknown keys {sorted(unknown)}; this stage initialises {list(keys)}")
+
+
+def _save_final(out: Path, parts: dict[str, torch.nn.Module]) -> None:
+    """The stage's trained (EMA) networks as model folders ``<stage>/final/<key>`` (usable as ``init``)."""
+    for key, module in parts.items():
+        module.save_pretrained(out / "final" / key)
 
 
 def _trainer(model, batch_fn, loss_fn, spec: dict, out: Path, seed: int) -> Trainer:
@@ -84,18 +105,21 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
     # 1. structure VAE
     spec = st["structure_vae"]
     torch.manual_seed(seed)
-    vae = SparseStructureVAE(SparseStructureVAEConfig.from_dict(spec.get("model", {})))
+    _check_init("structure_vae", spec, ("model",))
+    vae = _component(spec, "model", SparseStructureVAE, {})
     t = _trainer(vae, lambda g, s: structure_batch(data, g, spec.get("batch_size", 2), spec.get("frames", 4)),
                  structure_vae_loss, spec, out / "structure_vae", seed)  # fmt: skip
     _finish(t, progress)
+    _save_final(out / "structure_vae", {"model": vae})
     vae.eval().requires_grad_(False)
 
     # 2. SLat VAE (render loss)
     spec = st["slat_vae"]
     torch.manual_seed(seed + 1)
+    _check_init("slat_vae", spec, ("encoder", "decoder"))
     slat_vae = torch.nn.ModuleDict({
-        "encoder": SLatEncoder4D(SLatEncoder4DConfig.from_dict(spec["encoder"])),
-        "decoder": GaussianDecoder4D(GaussianDecoder4DConfig.from_dict(spec["decoder"])),
+        "encoder": _component(spec, "encoder", SLatEncoder4D),
+        "decoder": _component(spec, "decoder", GaussianDecoder4D),
     })  # fmt: skip
 
     def vae_loss(m, b, g):
@@ -104,14 +128,16 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
     t = _trainer(slat_vae, lambda g, s: slat_vae_batch(data, g, spec.get("frames", 2)), vae_loss, spec,
                  out / "slat_vae", seed)  # fmt: skip
     _finish(t, progress)
+    _save_final(out / "slat_vae", dict(slat_vae.items()))
     slat_vae.eval().requires_grad_(False)
 
     # 3. structure flow + condition encoder
     spec = st["structure_flow"]
     torch.manual_seed(seed + 2)
+    _check_init("structure_flow", spec, ("model", "cond_encoder"))
     flow_and_cond = torch.nn.ModuleDict({
-        "flow": StructureFlow4D(StructureFlow4DConfig.from_dict(spec["model"])),
-        "cond": TinyImageEncoder(TinyImageEncoderConfig.from_dict({"image_size": size, **spec["cond_encoder"]})),
+        "flow": _component(spec, "model", StructureFlow4D),
+        "cond": _component(spec, "cond_encoder", TinyImageEncoder, {"image_size": size}),
     })  # fmt: skip
     schedule = spec.get("frame_schedule", [[0, 4]])
 
@@ -123,6 +149,7 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
                  lambda m, b, g: structure_flow_loss(m["flow"], m["cond"], vae.encoder, b[0], b[1], g),
                  spec, out / "structure_flow", seed)  # fmt: skip
     _finish(t, progress)
+    _save_final(out / "structure_flow", {"model": flow_and_cond["flow"], "cond_encoder": flow_and_cond["cond"]})
     flow_and_cond.eval().requires_grad_(False)
     cond_encoder = flow_and_cond["cond"]
 
@@ -134,7 +161,8 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
         )
     mean, std = latents.mean(0), latents.std(0).clamp_min(1e-4)
     torch.manual_seed(seed + 3)
-    slat_flow = SLatFlow4D(SLatFlow4DConfig.from_dict(spec["model"]))
+    _check_init("slat_flow", spec, ("model",))
+    slat_flow = _component(spec, "model", SLatFlow4D)
     schedule = spec.get("frame_schedule", [[0, 4]])
 
     def slat_batch(g: torch.Generator, step: int):
@@ -148,6 +176,7 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
 
     t = _trainer(slat_flow, slat_batch, flow_loss, spec, out / "slat_flow", seed)
     _finish(t, progress)
+    _save_final(out / "slat_flow", {"model": slat_flow})
 
     # 5. assemble the pipeline (the structure decoder, both flows, the Gaussian decoder, the stats)
     pipe = SS4DPipeline(

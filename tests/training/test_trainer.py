@@ -75,7 +75,7 @@ def test_dice_loss_bounds():
     assert float(dice_loss(torch.full((1, 8), -30.0), target)) > 0.7
     assert float(dice_loss(torch.where(target > 0, 30.0, -30.0), target)) < 1e-3
     with pytest.raises(ValueError, match="bad training config"):
-        TrainConfig(max_steps=0)
+        TrainConfig(max_steps=-1)
 
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
