@@ -95,15 +95,33 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.num < 1 or args.frames < 1:
         raise ValueError("--num and --frames must be >= 1")
+    from ss4d.data.features import feature_extractor
+
+    features = feature_extractor(args.features, dinov2=args.dinov2)
     out = Path(args.out)
     for i in range(args.num):
         clip = make_clip(args.seed + i, num_frames=args.frames, resolution=args.resolution, image_size=args.size,
-                         num_views=args.views, aggregate=args.aggregate)  # fmt: skip
+                         num_views=args.views, aggregate=args.aggregate, features=features)  # fmt: skip
         clip.save(out / f"clip_{args.seed + i:06d}")
         if not args.quiet:
             print(
                 f"clip {i + 1}/{args.num}: seed {args.seed + i}, {clip.coords.shape[0]} voxels, {clip.meta['motions']}"
             )
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ss4d.data.features import feature_extractor
+    from ss4d.data.rendered import load_rendered_clip
+
+    features = feature_extractor(args.features, dinov2=args.dinov2)
+    out = Path(args.out)
+    for i, src in enumerate(args.sources):
+        clip = load_rendered_clip(src, resolution=args.resolution, image_size=args.size, features=features,
+                                  aggregate=args.aggregate)  # fmt: skip
+        folder = clip.save(out / f"clip_{i:06d}")
+        if not args.quiet:
+            print(f"{src} -> {folder}: {clip.meta['num_frames']} frames, {clip.coords.shape[0]} voxels")
     return 0
 
 
@@ -190,8 +208,20 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--size", type=int, default=64, help="image size of the videos and views")
     sy.add_argument("--views", type=int, default=4, help="orbit views per frame")
     sy.add_argument("--aggregate", choices=["visible", "all"], default="visible")
+    sy.add_argument("--features", choices=["rgb", "dinov2"], default="rgb", help="per-voxel image features")
+    sy.add_argument("--dinov2", help="local DINOv2 weights folder (for --features dinov2)")
     sy.add_argument("-q", "--quiet", action="store_true")
     sy.set_defaults(run=_synth)
+    im = dsub.add_parser("import", help="TRELLIS/NeRF-style RGBA renders (transforms.json + time) -> training clips")
+    im.add_argument("sources", nargs="+", help="clip folders, each with a transforms.json")
+    im.add_argument("--out", required=True)
+    im.add_argument("--resolution", type=int, default=16, help="occupancy grid (the SLat resolution)")
+    im.add_argument("--size", type=int, help="resize the renders to this square size")
+    im.add_argument("--aggregate", choices=["visible", "all"], default="visible")
+    im.add_argument("--features", choices=["rgb", "dinov2"], default="rgb", help="per-voxel image features")
+    im.add_argument("--dinov2", help="local DINOv2 weights folder (for --features dinov2)")
+    im.add_argument("-q", "--quiet", action="store_true")
+    im.set_defaults(run=_import)
     tr = sub.add_parser("train", help="train all four networks on synthetic clips and assemble a pipeline")
     tr.add_argument("config", help="JSON config (e.g. configs/ss4d-tiny.json)")
     tr.add_argument("--data", help="override the config's data folder")

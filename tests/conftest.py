@@ -28,3 +28,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def tiny_dino(tmp_path):
+    transformers = pytest.importorskip("transformers", reason="transformers not installed (pip install 'ss4d[dino]')")
+    config = transformers.Dinov2WithRegistersConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=14,
+        image_size=56, num_register_tokens=4,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.Dinov2WithRegistersModel(config).save_pretrained(tmp_path / "dino")
+    return tmp_path / "dino"

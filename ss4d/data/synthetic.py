@@ -22,7 +22,16 @@ from jaxtyping import Float
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-__all__ = ["Part", "SyntheticClip", "SyntheticScene", "make_clip", "random_scene", "render_sdf", "rgb_features"]
+__all__ = [
+    "Part",
+    "SyntheticClip",
+    "SyntheticScene",
+    "aggregate_features",
+    "make_clip",
+    "random_scene",
+    "render_sdf",
+    "rgb_features",
+]
 
 PRIMITIVES = ("sphere", "box", "capsule", "torus")
 MOTIONS = ("bounce", "spin", "swing", "bend", "squash")
@@ -232,9 +241,9 @@ class SyntheticClip:
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"video": self.video, "views": self.views, "viewmats": self.viewmats, "coords": self.coords,
-                   "features": self.features, "visible_views": self.visible_views},
-                  str(folder / "data.safetensors"))  # fmt: skip
+        tensors = {"video": self.video, "views": self.views, "viewmats": self.viewmats, "coords": self.coords,
+                   "features": self.features, "visible_views": self.visible_views}  # fmt: skip
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / "data.safetensors"))
         (folder / "meta.json").write_text(json.dumps({**self.meta, "focal": self.focal}, indent=2) + "\n")
         return folder
 
@@ -289,7 +298,7 @@ def make_clip(
             depths.append(depth_v)
         xyz = occupancy(scene, phase, resolution)
         centres = (xyz.float() + 0.5) / resolution - 0.5
-        feats, vis = _aggregate(centres, torch.stack(frame_mats), torch.stack(feat_maps), torch.stack(depths), focal,
+        feats, vis = aggregate_features(centres, torch.stack(frame_mats), torch.stack(feat_maps), torch.stack(depths), focal,
                                 image_size, 1.5 / resolution, aggregate)  # fmt: skip
         views.append(torch.stack(frame_views))
         mats.append(torch.stack(frame_mats))
@@ -306,8 +315,11 @@ def make_clip(
     )  # fmt: skip
 
 
-def _aggregate(centres, mats, feat_maps, depths, focal, size, tol, mode):
-    """Mean feature over the views where each voxel centre is visible (depth test), else over all views."""
+def aggregate_features(centres, mats, feat_maps, depths, focal, size, tol, mode):
+    """Per-voxel features ``[n, C]`` and visible-view counts ``[n]``: the mean of ``feat_maps [V, C, s, s]``
+    sampled (bilinear) at each centre's projection over the views whose depth map ``depths [V, S, S]`` agrees
+    with the centre's camera depth within ``tol`` (``mode="visible"``); voxels seen by no view, or
+    ``mode="all"``, take the mean over every view."""
     V, C = feat_maps.shape[:2]
     p = torch.einsum("vij,nj->vni", mats[:, :3, :3], centres) + mats[:, None, :3, 3]  # [V, n, 3]
     z = p[..., 2].clamp_min(1e-6)

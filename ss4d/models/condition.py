@@ -41,7 +41,8 @@ class ConditionEncoder(Protocol):
     def __call__(self, images: Tensor) -> Tensor: ...
 
 
-def _normalize(images: Tensor, size: int) -> Tensor:
+def normalize_for_dinov2(images: Tensor, size: int) -> Tensor:
+    """Resize ``[N, 3, H, W]`` RGB in [0, 1] to ``size`` (bicubic, antialiased) and ImageNet-normalise."""
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"`images` must be [N, 3, H, W] RGB in [0, 1], got {tuple(images.shape)}")
     if images.shape[-2:] != (size, size):
@@ -85,7 +86,7 @@ class DinoV2Encoder(nn.Module):
     @torch.no_grad()
     def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n l c"]:
         dtype = next(self.model.parameters()).dtype
-        pixels = _normalize(images.to(dtype), self.image_size)
+        pixels = normalize_for_dinov2(images.to(dtype), self.image_size)
         hidden = self.model(pixel_values=pixels, output_hidden_states=True).hidden_states[-1]  # before final norm
         return F.layer_norm(hidden, hidden.shape[-1:])
 
@@ -144,7 +145,7 @@ class TinyImageEncoder(ModelMixin):
 
     def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n l c"]:
         dtype = self.patch_embed.weight.dtype
-        x = self.patch_embed(_normalize(images, self.config.image_size).to(dtype)).flatten(2).transpose(1, 2)
+        x = self.patch_embed(normalize_for_dinov2(images, self.config.image_size).to(dtype)).flatten(2).transpose(1, 2)
         x = torch.cat([self.registers.expand(x.shape[0], -1, -1), x + self.pos_embed], dim=1)
         for layer in self.layers:
             x = layer(x)

@@ -6,7 +6,9 @@
 * checkpoints are safetensors (model, EMA, AdamW moments) + JSON (step, scalars): no pickle;
 * losses are logged to ``log.csv`` (and ``loss.png`` on :meth:`Trainer.plot`);
 * under ``torch.distributed`` (e.g. ``torchrun``) the model is wrapped in DDP and each rank draws its own
-  batches; rank 0 writes files.
+  batches; rank 0 writes files;
+* mixed precision (``amp="bf16" | "fp16"``): the forward and loss run under ``torch.autocast`` on the model's
+  device with fp32 master weights; fp16 adds dynamic loss scaling (its state is checkpointed too).
 """
 
 import csv
@@ -42,10 +44,13 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 200
+    amp: str | None = None  # None (full precision), "bf16" or "fp16"
 
     def __post_init__(self) -> None:
         if self.max_steps < 0 or self.lr <= 0 or not 0 <= self.ema_rate < 1 or self.warmup_steps < 0:
             raise ValueError(f"bad training config: {self}")
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"`amp` must be null, 'bf16' or 'fp16', got {self.amp!r}")
 
 
 class Trainer:
@@ -63,6 +68,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.params.values(), lr=config.lr, weight_decay=config.weight_decay)
         self.ema = {n: p.detach().clone() for n, p in self.params.items()}
         self.step = 0
+        self.device_type = next(model.parameters()).device.type
+        self.scaler = torch.amp.GradScaler(self.device_type) if config.amp == "fp16" else None
 
     # --- checkpoints --------------------------------------------------------------------------------
     def save(self) -> Path:
@@ -82,6 +89,8 @@ class Trainer:
         for fname, tensors in (("model", model_state), ("ema", ema), ("optimizer", opt)):
             atomic_write(folder / f"{fname}.safetensors", lambda p, t=tensors: save_file(t, str(p)))
         meta = {"step": self.step, "config": asdict(self.config), "adam_steps": steps}
+        if self.scaler is not None:
+            meta["grad_scaler"] = self.scaler.state_dict()
         atomic_write(folder / "state.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
         atomic_write(self.out_dir / "checkpoints" / "latest", lambda p: p.write_text(folder.name))
         return folder
@@ -107,6 +116,8 @@ class Trainer:
                     "exp_avg": opt[f"{name}.exp_avg"].to(device),
                     "exp_avg_sq": opt[f"{name}.exp_avg_sq"].to(device),
                 }
+        if self.scaler is not None and "grad_scaler" in meta:
+            self.scaler.load_state_dict(meta["grad_scaler"])
         self.step = int(meta["step"])
         return True
 
@@ -124,13 +135,23 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         batch = self.batch_fn(self.generator(self.step, 0), self.step)
-        loss, logs = self.loss_fn(self.net, batch, self.generator(self.step, 1))
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.amp or "")
+        with torch.autocast(self.device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss, logs = self.loss_fn(self.net, batch, self.generator(self.step, 1))
+        loss = loss.float()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.step}")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(list(self.params.values()), self.config.grad_clip))
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(list(self.params.values()), self.config.grad_clip))
+            self.optimizer.step()
+        else:  # fp16: scaled backward; a step with inf/nan gradients is skipped and the scale lowered
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(list(self.params.values()), self.config.grad_clip))
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         with torch.no_grad():
             for name, p in self.params.items():
                 self.ema[name].lerp_(p.detach(), 1 - self.config.ema_rate)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from ss4d.cli import main
@@ -46,3 +47,22 @@ def test_cli_data_synth(tmp_path):
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_000000", "clip_000001"]
     assert main(["data", "synth", "--num", "0", "--out", str(tmp_path)]) == 2
+
+
+def test_dinov2_patch_features(tiny_dino):
+    from ss4d.data.features import DinoV2Features, feature_extractor
+    from ss4d.models.condition import normalize_for_dinov2
+
+    extract = DinoV2Features(tiny_dino, image_size=56)
+    image = torch.rand(4, 32, 32)
+    maps = extract(image)
+    assert maps.shape == (32, 4, 4)
+    pixels = normalize_for_dinov2((image[:3] * image[3:4])[None], 56)
+    hidden = extract.encoder.model(pixel_values=pixels, output_hidden_states=True).hidden_states[-1]
+    torch.testing.assert_close(maps.flatten(1).T, hidden[0, 5:])  # patch tokens only, before the final norm
+    clip = make_clip(3, num_frames=2, resolution=8, image_size=32, num_views=2, features=extract)
+    assert clip.features.shape[1] == 32
+    with pytest.raises(ValueError, match="--dinov2"):
+        feature_extractor("dinov2")
+    with pytest.raises(ValueError, match="unknown feature extractor"):
+        feature_extractor("clip")

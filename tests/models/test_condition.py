@@ -12,18 +12,6 @@ def test_dino_without_weights_says_how_to_get_them(tmp_path):
         DinoV2Encoder(tmp_path / "nowhere")
 
 
-@pytest.fixture
-def tiny_dino(tmp_path):
-    transformers = pytest.importorskip("transformers", reason="transformers not installed (pip install 'ss4d[dino]')")
-    config = transformers.Dinov2WithRegistersConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=14,
-        image_size=56, num_register_tokens=4,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    transformers.Dinov2WithRegistersModel(config).save_pretrained(tmp_path / "dino")
-    return tmp_path / "dino"
-
-
 def test_dino_returns_prenorm_tokens_through_a_plain_layer_norm(tiny_dino):
     enc = DinoV2Encoder(tiny_dino, image_size=56)
     assert isinstance(enc, ConditionEncoder) and enc.out_channels == 32
