@@ -298,8 +298,9 @@ def make_clip(
             depths.append(depth_v)
         xyz = occupancy(scene, phase, resolution)
         centres = (xyz.float() + 0.5) / resolution - 0.5
-        feats, vis = aggregate_features(centres, torch.stack(frame_mats), torch.stack(feat_maps), torch.stack(depths), focal,
-                                image_size, 1.5 / resolution, aggregate)  # fmt: skip
+        feats, vis = aggregate_features(centres, torch.stack(frame_mats), torch.stack(feat_maps),
+                                        torch.stack(depths), focal, image_size, 1.5 / resolution,
+                                        aggregate)  # fmt: skip
         views.append(torch.stack(frame_views))
         mats.append(torch.stack(frame_mats))
         all_coords.append(torch.cat([torch.full((xyz.shape[0], 1), t, dtype=torch.int32), xyz], 1))
