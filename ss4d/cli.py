@@ -145,8 +145,10 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from ss4d.eval.evaluate import evaluate_folder
 
-    r = evaluate_folder(args.model, args.data, limit=args.limit, seed=args.seed, num_steps=args.steps, out=args.out)
-    print(f"{r['clips']} clips: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, flicker {r['flicker']:.4f}")
+    r = evaluate_folder(args.model, args.data, limit=args.limit, seed=args.seed, num_steps=args.steps, out=args.out,
+                        lpips_vgg=args.lpips_vgg, lpips_linear=args.lpips_linear)  # fmt: skip
+    lp = f", LPIPS {r['lpips']:.4f}" if "lpips" in r else " (LPIPS skipped: weights not on disk, see --lpips-vgg)"
+    print(f"{r['clips']} clips: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, flicker {r['flicker']:.4f}{lp}")
     return 0
 
 
@@ -235,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--steps", type=int)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", help="write the metrics (with per-clip rows) to this JSON file")
+    ev.add_argument("--lpips-vgg", help="torchvision VGG16 weights file (default: torch's hub cache)")
+    ev.add_argument("--lpips-linear", help="LPIPS v0.1 vgg.pth (default: inside an installed lpips package)")
     ev.set_defaults(run=_eval)
     i = sub.add_parser("info", help="versions, devices and available backends")
     i.set_defaults(run=_info)

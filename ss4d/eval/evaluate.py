@@ -1,13 +1,16 @@
 """``ss4d eval``: generate each held-out synthetic clip, render it from the ground-truth views of every frame,
 and compare (PSNR, SSIM on the ground-truth bounding box, as the paper) plus flicker (mean L1 between
-consecutive frames rendered from one fixed view)."""
+consecutive frames rendered from one fixed view), and LPIPS-VGG on the same crops when its weights are on disk
+(:mod:`ss4d.eval.lpips`; otherwise the result says why it is missing)."""
 
 import json
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ss4d.data.synthetic import SyntheticClip
+from ss4d.eval.lpips import LPIPS, lpips_if_available
 from ss4d.eval.metrics import bbox_crop, flicker, psnr, ssim
 from ss4d.pipelines import SS4DPipeline
 from ss4d.render import Camera, render_gaussians
@@ -15,8 +18,17 @@ from ss4d.render import Camera, render_gaussians
 __all__ = ["evaluate"]
 
 
-def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num_steps: int | None = None) -> dict:
-    """Average metrics over clips (white background, images in [0, 1])."""
+def _lpips_value(metric: LPIPS, pred: torch.Tensor, target: torch.Tensor) -> float:
+    if min(pred.shape[-2:]) < 32:  # VGG's four poolings need some room: upsample tiny crops
+        pred, target = (F.interpolate(x[None], size=(32, 32), mode="bilinear", align_corners=False)[0]
+                        for x in (pred, target))  # fmt: skip
+    with torch.no_grad():
+        return float(metric(pred[None], target[None])[0])
+
+
+def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num_steps: int | None = None,
+             lpips: LPIPS | None = None) -> dict:  # fmt: skip
+    """Average metrics over clips (white background, images in [0, 1]); LPIPS only when ``lpips`` is given."""
     rows = []
     white = torch.ones(3)
     for folder in clip_folders:
@@ -25,7 +37,7 @@ def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num
         out = pipe(video, seed=seed, num_steps=num_steps, progress=False)
         T, V = clip.views.shape[:2]
         size = clip.views.shape[-1]
-        p_vals, s_vals, fixed = [], [], []
+        p_vals, s_vals, l_vals, fixed = [], [], [], []
         for t in range(T):
             for v in range(V):
                 cam = Camera(clip.viewmats[t, v], clip.focal, clip.focal, size / 2, size / 2, size, size)
@@ -36,21 +48,33 @@ def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num
                 pc, tc = bbox_crop(gt[3], pred, target)
                 p_vals.append(float(psnr(pc, tc)))
                 s_vals.append(float(ssim(pc[None], tc[None])))
+                if lpips is not None:
+                    l_vals.append(_lpips_value(lpips, pc, tc))
             cam0 = Camera(clip.viewmats[0, 0], clip.focal, clip.focal, size / 2, size / 2, size, size)
             with torch.no_grad():
                 fixed.append(render_gaussians(out.gaussians[t], cam0, background=white).color.permute(2, 0, 1))
-        rows.append({"clip": folder.name, "psnr": sum(p_vals) / len(p_vals), "ssim": sum(s_vals) / len(s_vals),
-                     "flicker": float(flicker(torch.stack(fixed)))})  # fmt: skip
-    mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("psnr", "ssim", "flicker")}
+        row = {"clip": folder.name, "psnr": sum(p_vals) / len(p_vals), "ssim": sum(s_vals) / len(s_vals),
+               "flicker": float(flicker(torch.stack(fixed)))}  # fmt: skip
+        if lpips is not None:
+            row["lpips"] = sum(l_vals) / len(l_vals)
+        rows.append(row)
+    keys = ("psnr", "ssim", "flicker") + (("lpips",) if lpips is not None else ())
+    mean = {k: sum(r[k] for r in rows) / len(rows) for k in keys}
     return {"clips": len(rows), **mean, "per_clip": rows}
 
 
 def evaluate_folder(model: str | Path, data: str | Path, *, limit: int | None = None, seed: int = 0,
-                    num_steps: int | None = None, out: str | Path | None = None) -> dict:  # fmt: skip
+                    num_steps: int | None = None, out: str | Path | None = None,
+                    lpips_vgg: str | Path | None = None, lpips_linear: str | Path | None = None) -> dict:  # fmt: skip
+    """:func:`evaluate` on the ``clip_*`` folders under ``data``; LPIPS is added when its weights are found
+    (``result["lpips_missing"]`` says why not otherwise)."""
     folders = sorted(p for p in Path(data).glob("clip_*") if p.is_dir())[:limit]
     if not folders:
         raise FileNotFoundError(f"{data}: no clip_* folders (make some with `ss4d data synth`)")
-    result = evaluate(SS4DPipeline.from_pretrained(model), folders, seed=seed, num_steps=num_steps)
+    metric, why = lpips_if_available(lpips_vgg, lpips_linear)
+    result = evaluate(SS4DPipeline.from_pretrained(model), folders, seed=seed, num_steps=num_steps, lpips=metric)
+    if metric is None:
+        result["lpips_missing"] = why
     if out is not None:
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
     return result

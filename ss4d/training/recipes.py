@@ -18,12 +18,14 @@ from ss4d.training.losses import kl_loss
 __all__ = ["slat_flow_loss", "slat_vae_loss", "ssim", "structure_flow_loss"]
 
 
-def slat_vae_loss(encoder, decoder, batch: SLatVAEBatch, generator: torch.Generator, *, kl_weight: float = 1e-6):
-    """Encode voxel features, decode Gaussians, render each frame's ground-truth view, compare."""
+def slat_vae_loss(encoder, decoder, batch: SLatVAEBatch, generator: torch.Generator, *, kl_weight: float = 1e-6,
+                  lpips=None, lpips_weight: float = 0.2):  # fmt: skip
+    """Encode voxel features, decode Gaussians, render each frame's ground-truth view, compare: TRELLIS's
+    ``L1 + 0.2 (1 - SSIM) [+ 0.2 LPIPS when an LPIPS module is given] + kl_weight KL``."""
     z, mean, logvar = encoder(batch.voxels, sample_posterior=True, generator=generator)
     frames = decoder(z)
     size = batch.views.shape[-1]
-    l1 = ssim_term = torch.zeros(())
+    l1 = ssim_term = lpips_term = torch.zeros(())
     for t, gaussians in enumerate(frames):
         bg = torch.ones(3) if bool(torch.rand(1, generator=generator) < 0.5) else torch.zeros(3)
         cam = Camera(batch.viewmats[t], batch.focal, batch.focal, size / 2, size / 2, size, size)
@@ -32,10 +34,15 @@ def slat_vae_loss(encoder, decoder, batch: SLatVAEBatch, generator: torch.Genera
         target = batch.views[t, :3] * alpha + bg[:, None, None] * (1 - alpha)
         l1 = l1 + (pred - target).abs().mean()
         ssim_term = ssim_term + (1 - ssim(pred[None], target[None]))
+        if lpips is not None:
+            lpips_term = lpips_term + lpips(pred[None], target[None])[0]
     T = len(frames)
     kl = kl_loss(mean.feats, logvar.feats)
-    loss = l1 / T + 0.2 * ssim_term / T + kl_weight * kl
-    return loss, {"l1": float(l1.detach()) / T, "ssim": 1 - float(ssim_term.detach()) / T, "kl": float(kl.detach())}
+    loss = l1 / T + 0.2 * ssim_term / T + lpips_weight * lpips_term / T + kl_weight * kl
+    logs = {"l1": float(l1.detach()) / T, "ssim": 1 - float(ssim_term.detach()) / T, "kl": float(kl.detach())}
+    if lpips is not None:
+        logs["lpips"] = float(lpips_term.detach()) / T
+    return loss, logs
 
 
 def _drop_condition(cond: Tensor, generator: torch.Generator, p: float) -> Tensor:

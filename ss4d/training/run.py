@@ -122,8 +122,14 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
         "decoder": _component(spec, "decoder", GaussianDecoder4D),
     })  # fmt: skip
 
+    lpips = None
+    if spec.get("lpips_weight"):  # TRELLIS uses 0.2; needs the weights on disk (ss4d.eval.lpips)
+        from ss4d.eval.lpips import load_lpips
+
+        lpips = load_lpips(spec.get("lpips_vgg"), spec.get("lpips_linear"))
+
     def vae_loss(m, b, g):
-        return slat_vae_loss(m["encoder"], m["decoder"], b, g)
+        return slat_vae_loss(m["encoder"], m["decoder"], b, g, lpips=lpips, lpips_weight=spec.get("lpips_weight", 0.0))
 
     t = _trainer(slat_vae, lambda g, s: slat_vae_batch(data, g, spec.get("frames", 2)), vae_loss, spec,
                  out / "slat_vae", seed)  # fmt: skip

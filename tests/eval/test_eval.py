@@ -20,15 +20,22 @@ def test_metrics_on_known_cases():
     assert crop.shape == (3, 2, 4)
 
 
-def test_eval_cli_on_synthetic_clips(tmp_path):
+def test_eval_cli_on_synthetic_clips(tmp_path, weight_files):
     for seed in range(2):
         make_clip(seed, num_frames=2, resolution=8, image_size=24, num_views=2).save(
             tmp_path / "data" / f"clip_{seed:06d}"
         )
     tiny_pipeline().save_pretrained(tmp_path / "model")
+    vgg, lin, *_ = weight_files
     code = main(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data"), "--steps", "1",
-                 "--out", str(tmp_path / "m.json")])  # fmt: skip
+                 "--out", str(tmp_path / "m.json"), "--lpips-vgg", str(vgg), "--lpips-linear", str(lin)])  # fmt: skip
     assert code == 0
     result = json.loads((tmp_path / "m.json").read_text())
     assert result["clips"] == 2 and 0 < result["psnr"] < 100 and -1 <= result["ssim"] <= 1 and result["flicker"] >= 0
+    assert result["lpips"] > 0 and all("lpips" in row for row in result["per_clip"])
+    code = main(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data"), "--steps", "1",
+                 "--limit", "1", "--out", str(tmp_path / "n.json"),
+                 "--lpips-vgg", str(tmp_path / "no.pth")])  # fmt: skip
+    result = json.loads((tmp_path / "n.json").read_text())
+    assert code == 0 and "lpips" not in result and "VGG16" in result["lpips_missing"]
     assert main(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "nothing")]) == 2

@@ -49,3 +49,26 @@ def test_slat_vae_render_loss_decreases(tmp_path):
                       tmp_path / "run")  # fmt: skip
     history = trainer.train()
     assert history[-1]["l1"] < history[0]["l1"]
+
+
+def test_slat_vae_loss_adds_lpips_when_given(tmp_path):
+    from ss4d.eval.lpips import LPIPS
+
+    data = _dataset(tmp_path, n=1)
+    torch.manual_seed(0)
+    enc = SLatEncoder4D(SLatEncoder4DConfig(resolution=8, in_channels=6, model_channels=32, latent_channels=4,
+                                            num_blocks=1, num_heads=2, window=2, window_xyz=4))  # fmt: skip
+    dec = GaussianDecoder4D(GaussianDecoder4DConfig(resolution=8, model_channels=32, latent_channels=4, num_blocks=1,
+                                                    num_heads=2, window=2, window_xyz=4, num_gaussians=4))  # fmt: skip
+    batch = slat_vae_batch(data, torch.Generator().manual_seed(0), frames=2)
+    metric = LPIPS()  # random weights (non-negative per-layer weights, as LPIPS's): enough to see the term work
+    for lin in metric.lins:
+        lin.weight.data.abs_()
+    base, logs = slat_vae_loss(enc, dec, batch, torch.Generator().manual_seed(1))
+    with_lpips, logs_l = slat_vae_loss(
+        enc, dec, batch, torch.Generator().manual_seed(1), lpips=metric, lpips_weight=0.2
+    )
+    assert "lpips" not in logs and logs_l["lpips"] > 0
+    torch.testing.assert_close(with_lpips, base + 0.2 * logs_l["lpips"] * torch.ones(()), rtol=1e-4, atol=1e-6)
+    with_lpips.backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in dec.parameters())
