@@ -2,8 +2,10 @@
 
     python examples/make_example_clips.py
 
-The held-out synthetic clips of the trained ss4d-tiny come from ``ss4d data synth``; these are simple
-hand-made animations for trying the commands.
+* ``bouncing_ball.gif``: a hand-made animation (not from the training distribution);
+* ``synth_<seed>.gif``: the front videos of held-out synthetic clips (seeds from the evaluation set of
+  ``docs/training.md``, never seen in training), made exactly as ``ss4d data synth --frames 16 --seed <seed>``
+  makes them.
 """
 
 import math
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from ss4d.data.synthetic import make_clip
 
 OUT = Path(__file__).resolve().parent / "clips"
 
@@ -39,11 +43,25 @@ def bouncing_ball(frames: int = 16, size: int = 96) -> list[Image.Image]:
     return images
 
 
+HELDOUT_SEEDS = (100000, 100001, 100002, 100003)
+
+
+def heldout_clip(seed: int, frames: int = 16) -> list[Image.Image]:
+    """The front video of synthetic clip ``seed`` (as ``ss4d data synth`` renders it), as RGBA images."""
+    video = make_clip(seed, num_frames=frames).video.permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(np.ascontiguousarray(f), "RGBA") for f in video]
+
+
+def _save_gif(frames: list[Image.Image], path: Path) -> None:
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=80, loop=0, disposal=2)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    frames = bouncing_ball()
-    frames[0].save(OUT / "bouncing_ball.gif", save_all=True, append_images=frames[1:], duration=80, loop=0, disposal=2)
-    print(f"wrote {OUT / 'bouncing_ball.gif'}")
+    _save_gif(bouncing_ball(), OUT / "bouncing_ball.gif")
+    for seed in HELDOUT_SEEDS:
+        _save_gif(heldout_clip(seed), OUT / f"synth_{seed}.gif")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import torch
 from ss4d import __version__
 from ss4d.errors import BackendUnavailableError, CheckpointMismatchError, FrameCountError, UnknownBackendError
 
-DEFAULT_MODEL = "checkpoints/ss4d-tiny"
 BAD_INPUT = (
     FileNotFoundError, ValueError, TypeError, FrameCountError, UnknownBackendError, BackendUnavailableError,
     CheckpointMismatchError,
@@ -24,8 +23,9 @@ BAD_INPUT = (
 
 def _generate(args: argparse.Namespace) -> int:
     from ss4d.pipelines import SS4DPipeline
+    from ss4d.pipelines.presets import shipped_tiny_path
 
-    model = Path(args.model)
+    model = Path(args.model) if args.model is not None else shipped_tiny_path()
     if not (model / "model_index.json").is_file():
         raise FileNotFoundError(
             f"no ss4d pipeline at {model} (expected model_index.json); pass --model DIR, or convert the official "
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="generate 4D Gaussians from a clip (video file, frame folder, image)")
     g.add_argument("input", help="video file (.gif, .mp4, ...), folder of frames, or image")
     g.add_argument("-o", "--output", required=True, help="output folder (PLYs, gaussians.npz, preview, summary)")
-    g.add_argument("--model", default=DEFAULT_MODEL, help=f"pipeline folder (default {DEFAULT_MODEL})")
+    g.add_argument("--model", help="pipeline folder (default: the shipped checkpoints/ss4d-tiny)")
     g.add_argument("--steps", type=int, help="sampling steps for both stages")
     g.add_argument("--cfg", type=float, help="classifier-free guidance of the structure stage")
     g.add_argument("--slat-cfg", type=float, help="classifier-free guidance of the SLat stage")

@@ -109,11 +109,19 @@ class ModelMixin(nn.Module):
         self.config = config
 
     # --- persistence --------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (atomically); returns the folder."""
+    def save_pretrained(self, folder: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (atomically); returns the folder.
+
+        ``dtype`` (e.g. ``torch.float16``) stores the *parameters* in that type (buffers keep theirs) to halve
+        the file; ``from_pretrained`` casts them back into the model's own dtype on load.
+        """
         folder = Path(folder)
         config = {"_class_name": type(self).__name__, "_ss4d_version": __version__, **self.config.to_dict()}
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        params = {name for name, _ in self.named_parameters()}
+        state = {
+            k: (v.to(dtype) if dtype is not None and k in params else v).detach().contiguous().cpu()
+            for k, v in self.state_dict().items()
+        }
         atomic_write(folder / "model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"}))
         atomic_write(folder / "config.json", lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
         return folder

@@ -3,7 +3,7 @@
 from ss4d.pipelines.output import SS4DOutput
 from ss4d.pipelines.pipeline import COMPONENT_CLASSES, SamplerParams, SS4DPipeline
 from ss4d.pipelines.preprocess import Preprocessed, estimate_uniform_background_alpha, pad_frames, preprocess_clip
-from ss4d.pipelines.presets import build_tiny_pipeline
+from ss4d.pipelines.presets import build_tiny_pipeline, shipped_tiny_path
 from ss4d.pipelines.scheduler import FlowMatchingScheduler, SampleOutput, StepOutput
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "estimate_uniform_background_alpha",
     "pad_frames",
     "preprocess_clip",
+    "shipped_tiny_path",
 ]

@@ -181,8 +181,9 @@ class SS4DPipeline:
         )
         return pipe.to(device, dtype)
 
-    def save_pretrained(self, path: str | Path) -> Path:
-        """Write the pipeline folder (components first, ``model_index.json`` last, each file atomically)."""
+    def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+        """Write the pipeline folder (components first, ``model_index.json`` last, each file atomically);
+        ``dtype`` stores the parameters in that type (e.g. ``torch.float16`` for a half-size folder)."""
         folder = Path(path)
         components = {}
         for name in COMPONENTS:
@@ -194,7 +195,7 @@ class SS4DPipeline:
                 else:
                     raise ValueError(f"component {name} of class {class_name} cannot be saved (not on the allowlist)")
             else:
-                module.save_pretrained(folder / name)
+                module.save_pretrained(folder / name, dtype=dtype)
             components[name] = class_name
         index = {
             "_class_name": type(self).__name__,

@@ -4,6 +4,8 @@
 try the whole job, to test, and to train (``ss4d train``). Its outputs are noise until it is trained.
 """
 
+from pathlib import Path
+
 import torch
 
 from ss4d.models import (
@@ -20,7 +22,26 @@ from ss4d.models import (
 )
 from ss4d.pipelines.pipeline import SamplerParams, SS4DPipeline
 
-__all__ = ["build_tiny_pipeline"]
+__all__ = ["build_tiny_pipeline", "shipped_tiny_path"]
+
+SHIPPED_TINY = Path("checkpoints") / "ss4d-tiny"
+
+
+def shipped_tiny_path() -> Path:
+    """The trained ``ss4d-tiny`` pipeline shipped in the repository (``checkpoints/ss4d-tiny``): the folder
+    under the current directory when it exists, else the one next to this source tree.
+
+    Raises:
+        FileNotFoundError: neither exists (e.g. a wheel install without the repository's checkpoints).
+    """
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        folder = root / SHIPPED_TINY
+        if (folder / "model_index.json").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"the shipped {SHIPPED_TINY} was not found (it lives in the ss4d repository, not in wheels): run from a "
+        "clone of the repository or pass --model DIR"
+    )
 
 
 def build_tiny_pipeline(

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from ss4d.errors import CheckpointMismatchError, FrameCountError
 from ss4d.models import (
@@ -144,6 +145,26 @@ def test_save_load_is_bit_identical(name, tmp_path):
         b = _tensor(_run(name, loaded, 1, 2))
     assert torch.equal(a, b)
     assert not list(tmp_path.glob(f"{name}/*.tmp"))
+
+
+@pytest.mark.parametrize("name", ["slat_flow", "gaussian_decoder"])
+def test_half_precision_storage_loads_back_into_float32(name, tmp_path):
+    cls, cfg = TINY[name]
+    torch.manual_seed(0)
+    model = cls(cfg).eval()
+    _perturb(model)
+    model.save_pretrained(tmp_path / "fp32")
+    model.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
+    stored = load_file(str(tmp_path / "fp16" / "model.safetensors"))
+    params = dict(model.named_parameters())
+    assert all(v.dtype == torch.float16 for k, v in stored.items() if k in params)
+    assert all(v.dtype == model.state_dict()[k].dtype for k, v in stored.items() if k not in params)  # buffers kept
+    size = lambda d: (tmp_path / d / "model.safetensors").stat().st_size  # noqa: E731
+    assert size("fp16") < 0.6 * size("fp32")
+    loaded = cls.from_pretrained(tmp_path / "fp16")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for k, p in loaded.named_parameters():
+        torch.testing.assert_close(p, params[k].detach().half().float(), rtol=0, atol=0, msg=k)
 
 
 @pytest.mark.parametrize("name", list(TINY))
