@@ -56,6 +56,33 @@ def test_train_all_stages_and_generate(tmp_path):
     again = run_training(config, progress=False)
     assert again == folder
 
+    # fine-tuning: every stage initialised from model folders (here the first run's; converted TRELLIS/SS4D
+    # folders from `ss4d convert` work the same way); with 0 steps the pipeline is exactly the source's
+    final = tmp_path / "run"
+    init = {"structure_vae": {"model": final / "structure_vae/final/model"},
+            "slat_vae": {"encoder": final / "slat_vae/final/encoder", "decoder": final / "slat_vae/final/decoder"},
+            "structure_flow": {"model": final / "structure_flow/final/model",
+                               "cond_encoder": final / "structure_flow/final/cond_encoder"},
+            "slat_flow": {"model": final / "slat_flow/final/model"}}  # fmt: skip
+    stages = {
+        name: {**{k: v for k, v in spec.items() if k not in init[name]}, "init": {k: str(v) for k, v in init[name].items()},
+               "train": {"max_steps": 0}}
+        for name, spec in MICRO["stages"].items()
+    }  # fmt: skip
+    tuned = run_training({**config, "stages": stages, "out": str(tmp_path / "tuned")}, progress=False)
+    a, b = SS4DPipeline.from_pretrained(folder), SS4DPipeline.from_pretrained(tuned)
+    for name in ("condition_encoder", "structure_decoder", "structure_flow", "slat_flow", "slat_decoder"):
+        for (k, x), y in zip(
+            getattr(a, name).state_dict().items(), getattr(b, name).state_dict().values(), strict=True
+        ):
+            assert torch.equal(x, y), (name, k)
+    both = {**stages, "slat_flow": {**stages["slat_flow"], "model": MICRO["stages"]["slat_flow"]["model"]}}
+    with pytest.raises(ValueError, match="both a config and `init`"):
+        run_training({**config, "stages": both, "out": str(tmp_path / "x")}, progress=False)
+    typo = {**stages, "structure_vae": {**stages["structure_vae"], "init": {"vae": "somewhere"}}}
+    with pytest.raises(ValueError, match="unknown keys"):
+        run_training({**config, "stages": typo, "out": str(tmp_path / "y")}, progress=False)
+
 
 def test_train_cli_and_config_errors(tmp_path):
     assert main(["train", str(tmp_path / "none.json")]) == 2
