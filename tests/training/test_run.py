@@ -65,8 +65,8 @@ def test_train_all_stages_and_generate(tmp_path):
                                "cond_encoder": final / "structure_flow/final/cond_encoder"},
             "slat_flow": {"model": final / "slat_flow/final/model"}}  # fmt: skip
     stages = {
-        name: {**{k: v for k, v in spec.items() if k not in init[name]}, "init": {k: str(v) for k, v in init[name].items()},
-               "train": {"max_steps": 0}}
+        name: {**{k: v for k, v in spec.items() if k not in init[name]},
+               "init": {k: str(v) for k, v in init[name].items()}, "train": {"max_steps": 0}}
         for name, spec in MICRO["stages"].items()
     }  # fmt: skip
     tuned = run_training({**config, "stages": stages, "out": str(tmp_path / "tuned")}, progress=False)
