@@ -1,10 +1,11 @@
-"""The ``ss4d`` command line: ``generate``, ``render``, ``convert``, ``info``.
+"""The ``ss4d`` command line: ``generate``, ``render``, ``convert``, ``data``, ``train``, ``eval``, ``info``.
 
 Errors print one line (``error: ...``) plus a hint. Exit codes: 0 success, 2 bad input or usage
 (missing files, unreadable clips, bad options), 1 an internal failure.
 """
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -138,7 +139,8 @@ def _train(args: argparse.Namespace) -> int:
         if getattr(args, key):
             config[key] = getattr(args, key)
     folder = run_training(config, progress=not args.quiet)
-    print(f"pipeline written to {folder}")
+    if os.environ.get("RANK", "0") == "0":  # once under torchrun
+        print(f"pipeline written to {folder}")
     return 0
 
 

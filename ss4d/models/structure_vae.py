@@ -138,7 +138,9 @@ class SparseStructureEncoder(ModelMixin):
         mean, logvar = self.out_layer(self.middle_block(h)).to(x.dtype).chunk(2, dim=1)
         z = mean
         if sample_posterior:
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            # drawn on the generator's device (a CPU generator keeps training runs reproducible on any device)
+            where = generator.device if generator is not None else mean.device
+            noise = torch.randn(mean.shape, generator=generator, device=where, dtype=mean.dtype).to(mean.device)
             z = mean + torch.exp(0.5 * logvar) * noise
         if lead is not None:
             z, mean, logvar = (v.unflatten(0, lead) for v in (z, mean, logvar))

@@ -53,6 +53,18 @@ class TrainConfig:
             raise ValueError(f"`amp` must be null, 'bf16' or 'fp16', got {self.amp!r}")
 
 
+class _Objective(nn.Module):
+    """``loss_fn(model, batch, generator)`` as a module's forward, so DDP sees the whole loss computation
+    (loss functions reach into sub-networks, e.g. ``model["encoder"]``, which DDP's own forward would miss)."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float | int]]:
+        return self.loss_fn(self.model, batch, generator)
+
+
 class Trainer:
     """Train ``model`` on ``batch_fn(generator, step)`` with ``loss_fn(model, batch, generator)``."""
 
@@ -63,7 +75,8 @@ class Trainer:
         self.world = (
             dist.get_world_size() if self.rank is not None and dist.is_available() and dist.is_initialized() else 1
         )
-        self.net = nn.parallel.DistributedDataParallel(model) if self.world > 1 else model
+        objective = _Objective(model, loss_fn)
+        self.net = nn.parallel.DistributedDataParallel(objective) if self.world > 1 else objective
         self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         self.optimizer = torch.optim.AdamW(self.params.values(), lr=config.lr, weight_decay=config.weight_decay)
         self.ema = {n: p.detach().clone() for n, p in self.params.items()}
@@ -88,7 +101,7 @@ class Trainer:
                 steps[name] = float(st["step"])
         for fname, tensors in (("model", model_state), ("ema", ema), ("optimizer", opt)):
             atomic_write(folder / f"{fname}.safetensors", lambda p, t=tensors: save_file(t, str(p)))
-        meta = {"step": self.step, "config": asdict(self.config), "adam_steps": steps}
+        meta = {"step": self.step, "config": asdict(self.config), "adam_steps": steps, "world_size": self.world}
         if self.scaler is not None:
             meta["grad_scaler"] = self.scaler.state_dict()
         atomic_write(folder / "state.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
@@ -137,7 +150,7 @@ class Trainer:
         batch = self.batch_fn(self.generator(self.step, 0), self.step)
         amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.amp or "")
         with torch.autocast(self.device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss, logs = self.loss_fn(self.net, batch, self.generator(self.step, 1))
+            loss, logs = self.net(batch, self.generator(self.step, 1))
         loss = loss.float()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.step}")

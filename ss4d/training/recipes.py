@@ -27,7 +27,8 @@ def slat_vae_loss(encoder, decoder, batch: SLatVAEBatch, generator: torch.Genera
     size = batch.views.shape[-1]
     l1 = ssim_term = lpips_term = torch.zeros(())
     for t, gaussians in enumerate(frames):
-        bg = torch.ones(3) if bool(torch.rand(1, generator=generator) < 0.5) else torch.zeros(3)
+        white = bool(torch.rand(1, generator=generator) < 0.5)
+        bg = torch.full((3,), 1.0 if white else 0.0, device=batch.views.device)
         cam = Camera(batch.viewmats[t], batch.focal, batch.focal, size / 2, size / 2, size, size)
         pred = render_gaussians(gaussians, cam, background=bg).color.permute(2, 0, 1)
         alpha = batch.views[t, 3:4]
@@ -77,8 +78,8 @@ def slat_flow_loss(flow, cond_encoder, slat_encoder, voxels, frames: Tensor, gen
         cond = cond_encoder(frames[0]).unsqueeze(0)
     cond = _drop_condition(cond, generator, p_uncond)
     s = FlowMatchingScheduler()
-    t = s.sample_timesteps(1, generator=generator)
-    eps = torch.randn(x0.shape, generator=generator)
+    t = s.sample_timesteps(1, generator=generator).to(x0.device)
+    eps = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
     x_t = s.add_noise(x0, eps, t.expand(x0.shape[0]))
     pred = flow(voxels.replace(x_t), t, cond).feats
     loss = (pred - s.velocity_target(x0, eps)).square().mean()

@@ -7,11 +7,14 @@ trainable condition encoder) -> ``slat_flow`` (latents normalised by dataset sta
 progressive frame schedule (``frame_schedule: [[step, frames], ...]``) and random black-mask augmentation.
 """
 
+import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from ss4d.models import (
     GaussianDecoder4D,
@@ -21,6 +24,7 @@ from ss4d.models import (
     StructureFlow4D,
     TinyImageEncoder,
 )
+from ss4d.ops.sparse import SparseTensor
 from ss4d.pipelines import SamplerParams, SS4DPipeline
 from ss4d.training.core import TrainConfig, Trainer
 from ss4d.training.data import (
@@ -70,10 +74,57 @@ def _check_init(stage: str, spec: dict, keys: tuple[str, ...]) -> None:
         raise ValueError(f"{stage}.init: unknown keys {sorted(unknown)}; this stage initialises {list(keys)}")
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _is_main() -> bool:
+    return not _distributed() or dist.get_rank() == 0
+
+
+def _barrier() -> None:
+    if _distributed():
+        dist.barrier()
+
+
+def _join_process_group() -> bool:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1; NCCL on CUDA, else gloo)
+    unless one exists; True when this call created it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or _distributed():
+        return False
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True
+
+
+def _device(config: dict) -> torch.device:
+    """``config["device"]``, else CUDA when available (the ``LOCAL_RANK`` GPU under torchrun), else CPU."""
+    device = torch.device(config.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    """Move a batch (tensors, sparse tensors, tuples/lists and dataclasses of them) to ``device``."""
+    if isinstance(batch, (torch.Tensor, SparseTensor)):
+        return batch.to(device)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to(b, device) for b in batch)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        return dataclasses.replace(batch, **{f.name: _to(getattr(batch, f.name), device)
+                                             for f in dataclasses.fields(batch)})  # fmt: skip
+    return batch
+
+
 def _save_final(out: Path, parts: dict[str, torch.nn.Module]) -> None:
-    """The stage's trained (EMA) networks as model folders ``<stage>/final/<key>`` (usable as ``init``)."""
-    for key, module in parts.items():
-        module.save_pretrained(out / "final" / key)
+    """The stage's trained (EMA) networks as model folders ``<stage>/final/<key>`` (usable as ``init``);
+    written by rank 0, the other ranks wait for it."""
+    if _is_main():
+        for key, module in parts.items():
+            module.save_pretrained(out / "final" / key)
+    _barrier()
 
 
 def _trainer(model, batch_fn, loss_fn, spec: dict, out: Path, seed: int) -> Trainer:
@@ -89,7 +140,22 @@ def _finish(trainer: Trainer, progress: bool) -> None:
 
 
 def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) -> Path:
-    """Run every stage of ``config`` (dict or JSON path); returns the assembled pipeline folder."""
+    """Run every stage of ``config`` (dict or JSON path); returns the assembled pipeline folder.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the processes join one group and train with DDP: every rank
+    draws its own batches, rank 0 writes checkpoints, logs and model folders. Networks train on
+    ``config["device"]`` (default: the rank's GPU when CUDA is available, else the CPU); batches and random
+    draws are made on the CPU, so a run's data does not depend on the device.
+    """
+    joined = _join_process_group()
+    try:
+        return _run(config, progress=progress and _is_main())
+    finally:
+        if joined:
+            dist.destroy_process_group()
+
+
+def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     if not isinstance(config, dict):
         config = json.loads(Path(config).read_text())
     unknown = set(config.get("stages", {})) - set(STAGES)
@@ -101,13 +167,15 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
     data = ClipDataset(config["data"], limit=config.get("limit"))
     out, seed, size = Path(config["out"]), int(config.get("seed", 0)), int(config.get("image_size", 32))
     st = config["stages"]
+    device = _device(config)
 
     # 1. structure VAE
     spec = st["structure_vae"]
     torch.manual_seed(seed)
     _check_init("structure_vae", spec, ("model",))
-    vae = _component(spec, "model", SparseStructureVAE, {})
-    t = _trainer(vae, lambda g, s: structure_batch(data, g, spec.get("batch_size", 2), spec.get("frames", 4)),
+    vae = _component(spec, "model", SparseStructureVAE, {}).to(device)
+    t = _trainer(vae, lambda g, s: _to(structure_batch(data, g, spec.get("batch_size", 2), spec.get("frames", 4)),
+                                       device),
                  structure_vae_loss, spec, out / "structure_vae", seed)  # fmt: skip
     _finish(t, progress)
     _save_final(out / "structure_vae", {"model": vae})
@@ -120,19 +188,19 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
     slat_vae = torch.nn.ModuleDict({
         "encoder": _component(spec, "encoder", SLatEncoder4D),
         "decoder": _component(spec, "decoder", GaussianDecoder4D),
-    })  # fmt: skip
+    }).to(device)  # fmt: skip
 
     lpips = None
     if spec.get("lpips_weight"):  # TRELLIS uses 0.2; needs the weights on disk (ss4d.eval.lpips)
         from ss4d.eval.lpips import load_lpips
 
-        lpips = load_lpips(spec.get("lpips_vgg"), spec.get("lpips_linear"))
+        lpips = load_lpips(spec.get("lpips_vgg"), spec.get("lpips_linear")).to(device)
 
     def vae_loss(m, b, g):
         return slat_vae_loss(m["encoder"], m["decoder"], b, g, lpips=lpips, lpips_weight=spec.get("lpips_weight", 0.0))
 
-    t = _trainer(slat_vae, lambda g, s: slat_vae_batch(data, g, spec.get("frames", 2)), vae_loss, spec,
-                 out / "slat_vae", seed)  # fmt: skip
+    t = _trainer(slat_vae, lambda g, s: _to(slat_vae_batch(data, g, spec.get("frames", 2)), device), vae_loss,
+                 spec, out / "slat_vae", seed)  # fmt: skip
     _finish(t, progress)
     _save_final(out / "slat_vae", dict(slat_vae.items()))
     slat_vae.eval().requires_grad_(False)
@@ -144,12 +212,12 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
     flow_and_cond = torch.nn.ModuleDict({
         "flow": _component(spec, "model", StructureFlow4D),
         "cond": _component(spec, "cond_encoder", TinyImageEncoder, {"image_size": size}),
-    })  # fmt: skip
+    }).to(device)  # fmt: skip
     schedule = spec.get("frame_schedule", [[0, 4]])
 
     def flow_batch(g: torch.Generator, step: int):
         occ, frames, _ = frames_batch(data, g, spec.get("batch_size", 2), frames_at(schedule, step), size)
-        return occ, random_black_masks(frames, g, p=spec.get("mask_prob", 0.5))
+        return _to((occ, random_black_masks(frames, g, p=spec.get("mask_prob", 0.5))), device)
 
     t = _trainer(flow_and_cond, flow_batch,
                  lambda m, b, g: structure_flow_loss(m["flow"], m["cond"], vae.encoder, b[0], b[1], g),
@@ -163,19 +231,19 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
     spec = st["slat_flow"]
     with torch.no_grad():
         latents = torch.cat(
-            [slat_vae["encoder"](voxel_batch(c, int(c.meta["num_frames"])))[1].feats for c in data.clips]
+            [slat_vae["encoder"](voxel_batch(c, int(c.meta["num_frames"])).to(device))[1].feats for c in data.clips]
         )
     mean, std = latents.mean(0), latents.std(0).clamp_min(1e-4)
     torch.manual_seed(seed + 3)
     _check_init("slat_flow", spec, ("model",))
-    slat_flow = _component(spec, "model", SLatFlow4D)
+    slat_flow = _component(spec, "model", SLatFlow4D).to(device)
     schedule = spec.get("frame_schedule", [[0, 4]])
 
     def slat_batch(g: torch.Generator, step: int):
         frames = frames_at(schedule, step)
         clip = data.pick(g, 1)[0]
         cond = random_black_masks(condition_frames(clip, frames, size)[None], g, p=spec.get("mask_prob", 0.5))
-        return voxel_batch(clip, frames), cond
+        return _to((voxel_batch(clip, frames), cond), device)
 
     def flow_loss(m, b, g):
         return slat_flow_loss(m, cond_encoder, slat_vae["encoder"], b[0], b[1], g, mean=mean, std=std)
@@ -196,7 +264,11 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
         structure_sampler=_sampler(config.get("structure_sampler")),
         slat_sampler=_sampler(config.get("slat_sampler")),
     )
-    return pipe.save_pretrained(out / "pipeline")
+    folder = out / "pipeline"
+    if _is_main():
+        pipe.save_pretrained(folder)
+    _barrier()
+    return folder
 
 
 def _sampler(d: dict | None) -> SamplerParams:
