@@ -11,6 +11,8 @@ from ss4d.data import load_clip
 from ss4d.data.synthetic import make_clip
 from ss4d.pipelines import SS4DPipeline, build_tiny_pipeline, shipped_tiny_path
 
+IOU_FLOOR = 0.3  # mean structure IoU with the ground truth over the 8 frames
+CENTROID_TOLERANCE = 1.5  # voxels (16^3 grid), mean over frames
 SEED = 100012  # examples/clips/synth_100012.gif (bounce, swing, bend, squash)
 
 
