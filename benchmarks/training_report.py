@@ -36,7 +36,7 @@ def wall_time(rows: list[dict[str, float]]) -> float:
     return total + last
 
 
-def smooth(values: list[float], rate: float = 0.9) -> list[float]:
+def smooth(values: list[float], rate: float = 0.6) -> list[float]:
     out, acc = [], values[0] if values else 0.0
     for v in values:
         acc = rate * acc + (1 - rate) * v
