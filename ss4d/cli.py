@@ -169,6 +169,15 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_voxel_feature_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by `data synth` and `data import`: occupancy grid and per-voxel features."""
+    p.add_argument("--resolution", type=int, default=16, help="occupancy grid (the SLat resolution)")
+    p.add_argument("--aggregate", choices=["visible", "all"], default="visible")
+    p.add_argument("--features", choices=["rgb", "dinov2"], default="rgb", help="per-voxel image features")
+    p.add_argument("--dinov2", help="local DINOv2 weights folder (for --features dinov2)")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ss4d", description="Native 4D generation: video in, animated 3D Gaussians out."
@@ -208,23 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--frames", type=int, default=8)
     sy.add_argument("--out", required=True)
     sy.add_argument("--seed", type=int, default=0, help="clip i uses seed + i")
-    sy.add_argument("--resolution", type=int, default=16, help="occupancy grid (the SLat resolution)")
     sy.add_argument("--size", type=int, default=64, help="image size of the videos and views")
     sy.add_argument("--views", type=int, default=4, help="orbit views per frame")
-    sy.add_argument("--aggregate", choices=["visible", "all"], default="visible")
-    sy.add_argument("--features", choices=["rgb", "dinov2"], default="rgb", help="per-voxel image features")
-    sy.add_argument("--dinov2", help="local DINOv2 weights folder (for --features dinov2)")
-    sy.add_argument("-q", "--quiet", action="store_true")
+    _add_voxel_feature_args(sy)
     sy.set_defaults(run=_synth)
     im = dsub.add_parser("import", help="TRELLIS/NeRF-style RGBA renders (transforms.json + time) -> training clips")
     im.add_argument("sources", nargs="+", help="clip folders, each with a transforms.json")
     im.add_argument("--out", required=True)
-    im.add_argument("--resolution", type=int, default=16, help="occupancy grid (the SLat resolution)")
     im.add_argument("--size", type=int, help="resize the renders to this square size")
-    im.add_argument("--aggregate", choices=["visible", "all"], default="visible")
-    im.add_argument("--features", choices=["rgb", "dinov2"], default="rgb", help="per-voxel image features")
-    im.add_argument("--dinov2", help="local DINOv2 weights folder (for --features dinov2)")
-    im.add_argument("-q", "--quiet", action="store_true")
+    _add_voxel_feature_args(im)
     im.set_defaults(run=_import)
     tr = sub.add_parser("train", help="train all four networks on synthetic clips and assemble a pipeline")
     tr.add_argument("config", help="JSON config (e.g. configs/ss4d-tiny.json)")

@@ -69,7 +69,7 @@ class Trainer:
     """Train ``model`` on ``batch_fn(generator, step)`` with ``loss_fn(model, batch, generator)``."""
 
     def __init__(self, model: nn.Module, batch_fn: BatchFn, loss_fn: LossFn, config: TrainConfig, out_dir: str | Path):
-        self.model, self.batch_fn, self.loss_fn, self.config = model, batch_fn, loss_fn, config
+        self.model, self.batch_fn, self.config = model, batch_fn, config
         self.out_dir = Path(out_dir)
         self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         self.world = (
