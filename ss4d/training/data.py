@@ -28,9 +28,11 @@ class ClipDataset:
     def __len__(self) -> int:
         return len(self.clips)
 
+    def pick_indices(self, generator: torch.Generator, count: int) -> list[int]:
+        return torch.randint(len(self.clips), (count,), generator=generator).tolist()
+
     def pick(self, generator: torch.Generator, count: int) -> list[SyntheticClip]:
-        idx = torch.randint(len(self.clips), (count,), generator=generator).tolist()
-        return [self.clips[i] for i in idx]
+        return [self.clips[i] for i in self.pick_indices(generator, count)]
 
 
 def occupancy_grid(clip: SyntheticClip, frames: int | None = None) -> Tensor:

@@ -52,20 +52,20 @@ def _drop_condition(cond: Tensor, generator: torch.Generator, p: float) -> Tenso
     return cond * keep.to(cond.device)
 
 
-def structure_flow_loss(flow, cond_encoder, ss_encoder, occupancy: Tensor, frames: Tensor, generator, *,
-                        p_uncond: float = 0.1):  # fmt: skip
-    """CFM on structure latents (frozen SS encoder means) conditioned on per-frame tokens.
+def structure_flow_loss(flow, cond_encoder, latents: Tensor, frames: Tensor, generator, *, p_uncond: float = 0.1):
+    """CFM on structure latents conditioned on per-frame tokens.
 
-    ``occupancy [B, T, 1, R, R, R]``, ``frames [B, T, 3, S, S]``; the condition encoder trains with the flow.
+    ``latents [B, T, C, R, R, R]`` (the frozen structure VAE encoder's means), ``frames [B, T, 3, S, S]``. The
+    condition encoder trains with the flow unless it is frozen (no parameter requires grad: a pre-trained
+    encoder, as DINOv2 in SS4D), in which case it runs without building a graph.
     """
     from ss4d.training.losses import cfm_loss
 
-    B, T = occupancy.shape[:2]
-    with torch.no_grad():
-        x0 = ss_encoder(occupancy)[1]
-    cond = cond_encoder(frames.flatten(0, 1)).unflatten(0, (B, T))
+    B, T = latents.shape[:2]
+    with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in cond_encoder.parameters())):
+        cond = cond_encoder(frames.flatten(0, 1)).unflatten(0, (B, T))
     cond = _drop_condition(cond, generator, p_uncond)
-    return cfm_loss(lambda x, t: flow(x, t, cond), x0, generator, batch_size=B)
+    return cfm_loss(lambda x, t: flow(x, t, cond), latents, generator, batch_size=B)
 
 
 def slat_flow_loss(flow, cond_encoder, slat_encoder, voxels, frames: Tensor, generator, *, mean: Tensor,

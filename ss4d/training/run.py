@@ -2,12 +2,15 @@
 pipeline folder (``<out>/pipeline``) that ``SS4DPipeline.from_pretrained`` and ``ss4d generate`` load.
 
 Stages, in order (each resumes from its latest checkpoint, and is skipped when finished):
-``structure_vae`` -> ``slat_vae`` (encoder + Gaussian decoder, render loss) -> ``structure_flow`` (with the
-trainable condition encoder) -> ``slat_flow`` (latents normalised by dataset statistics). The flows use a
+``structure_vae`` -> ``slat_vae`` (encoder + Gaussian decoder, render loss) -> ``condition_encoder``
+(optional: pre-trains the tiny image encoder on a supervised probe task, then freezes it, as SS4D's DINOv2 is
+frozen; see :mod:`ss4d.training.probe`) -> ``structure_flow`` (trains the condition encoder with it when there
+is no ``condition_encoder`` stage) -> ``slat_flow`` (latents normalised by dataset statistics). The flows use a
 progressive frame schedule (``frame_schedule: [[step, frames], ...]``) and random black-mask augmentation.
 """
 
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -30,18 +33,20 @@ from ss4d.training.core import TrainConfig, Trainer
 from ss4d.training.data import (
     ClipDataset,
     condition_frames,
-    frames_batch,
+    occupancy_grid,
     random_black_masks,
     slat_vae_batch,
     structure_batch,
     voxel_batch,
 )
 from ss4d.training.losses import structure_vae_loss
+from ss4d.training.probe import StructureProbe, StructureProbeConfig, condition_pretrain_loss
 from ss4d.training.recipes import slat_flow_loss, slat_vae_loss, structure_flow_loss
 
 __all__ = ["frames_at", "run_training"]
 
-STAGES = ("structure_vae", "slat_vae", "structure_flow", "slat_flow")
+STAGES = ("structure_vae", "slat_vae", "condition_encoder", "structure_flow", "slat_flow")
+OPTIONAL_STAGES = ("condition_encoder",)
 
 
 def frames_at(schedule: list[list[int]], step: int) -> int:
@@ -161,9 +166,11 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     unknown = set(config.get("stages", {})) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}; known: {STAGES}")
-    missing = [s for s in STAGES if s not in config.get("stages", {})]
+    missing = [s for s in STAGES if s not in config.get("stages", {}) and s not in OPTIONAL_STAGES]
     if missing:
-        raise ValueError(f"the config needs all stages; missing {missing}")
+        raise ValueError(
+            f"the config needs the stages {[s for s in STAGES if s not in OPTIONAL_STAGES]}; missing {missing}"
+        )
     data = ClipDataset(config["data"], limit=config.get("limit"))
     out, seed, size = Path(config["out"]), int(config.get("seed", 0)), int(config.get("image_size", 32))
     st = config["stages"]
@@ -205,29 +212,82 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     _save_final(out / "slat_vae", dict(slat_vae.items()))
     slat_vae.eval().requires_grad_(False)
 
-    # 3. structure flow + condition encoder
+    # deterministic per-clip values, computed once: preprocessed condition frames and structure latents
+    @functools.cache
+    def clip_frames(i: int, frames: int) -> torch.Tensor:
+        return condition_frames(data.clips[i], frames, size)
+
+    @functools.cache
+    def clip_latents(i: int) -> torch.Tensor:  # [T, C, r, r, r]; the structure encoder is per frame
+        with torch.no_grad():
+            return vae.encoder(occupancy_grid(data.clips[i])[None].to(device))[1][0]
+
+    # 3. condition encoder: pre-trained on the probe task, then frozen (optional stage)
+    spec = st.get("condition_encoder")
+    if spec is not None:
+        torch.manual_seed(seed + 4)
+        _check_init("condition_encoder", spec, ("model",))
+        encoder = _component(spec, "model", TinyImageEncoder, {"image_size": size})
+        probe = StructureProbe(StructureProbeConfig.from_dict({
+            "channels": encoder.out_channels, "image_patch": encoder.config.patch_size,
+            "resolution": data.resolution, **spec.get("probe", {})}))  # fmt: skip
+        pretrain = torch.nn.ModuleDict({"encoder": encoder, "probe": probe}).to(device)
+
+        def pretrain_batch(g: torch.Generator, step: int):
+            """``batch_size`` random frames of random clips: (masked frames, clean frames, occupancy)."""
+            idx = data.pick_indices(g, spec.get("batch_size", 16))
+            lengths = [int(data.clips[i].meta["num_frames"]) for i in idx]
+            ts = [int(torch.randint(n, (1,), generator=g)) for n in lengths]
+            picks = list(zip(idx, lengths, ts, strict=True))
+            clean = torch.stack([clip_frames(i, n)[t] for i, n, t in picks])
+            occ = torch.stack([occupancy_grid(data.clips[i])[t] for i, _, t in picks])
+            return _to((random_black_masks(clean, g, p=spec.get("mask_prob", 0.5)), clean, occ), device)
+
+        def probe_loss(m, b, g):
+            return condition_pretrain_loss(m["encoder"], m["probe"], *b, pixel_weight=spec.get("pixel_weight", 1.0))
+
+        t = _trainer(pretrain, pretrain_batch, probe_loss, spec, out / "condition_encoder", seed)
+        _finish(t, progress)
+        _save_final(out / "condition_encoder", {"model": encoder})
+        pretrain.eval().requires_grad_(False)
+
+    # 4. structure flow (+ the condition encoder when it was not pre-trained)
     spec = st["structure_flow"]
     torch.manual_seed(seed + 2)
-    _check_init("structure_flow", spec, ("model", "cond_encoder"))
-    flow_and_cond = torch.nn.ModuleDict({
-        "flow": _component(spec, "model", StructureFlow4D),
-        "cond": _component(spec, "cond_encoder", TinyImageEncoder, {"image_size": size}),
-    }).to(device)  # fmt: skip
+    if st.get("condition_encoder") is not None:
+        _check_init("structure_flow", spec, ("model",))
+        if "cond_encoder" in spec:
+            raise ValueError("structure_flow.cond_encoder: the condition encoder comes from the condition_encoder "
+                             "stage (pre-trained, frozen); drop one of them")  # fmt: skip
+        flow_and_cond = torch.nn.ModuleDict({"flow": _component(spec, "model", StructureFlow4D)}).to(device)
+        cond_encoder = encoder
+    else:
+        _check_init("structure_flow", spec, ("model", "cond_encoder"))
+        flow_and_cond = torch.nn.ModuleDict({
+            "flow": _component(spec, "model", StructureFlow4D),
+            "cond": _component(spec, "cond_encoder", TinyImageEncoder, {"image_size": size}),
+        }).to(device)  # fmt: skip
+        cond_encoder = flow_and_cond["cond"]
     schedule = spec.get("frame_schedule", [[0, 4]])
 
     def flow_batch(g: torch.Generator, step: int):
-        occ, frames, _ = frames_batch(data, g, spec.get("batch_size", 2), frames_at(schedule, step), size)
-        return _to((occ, random_black_masks(frames, g, p=spec.get("mask_prob", 0.5))), device)
+        frames = frames_at(schedule, step)
+        idx = data.pick_indices(g, spec.get("batch_size", 2))
+        latents = torch.stack([clip_latents(i)[:frames] for i in idx])
+        cond = torch.stack([clip_frames(i, frames) for i in idx])
+        return _to((latents, random_black_masks(cond, g, p=spec.get("mask_prob", 0.5))), device)
 
     t = _trainer(flow_and_cond, flow_batch,
-                 lambda m, b, g: structure_flow_loss(m["flow"], m["cond"], vae.encoder, b[0], b[1], g),
+                 lambda m, b, g: structure_flow_loss(m["flow"], cond_encoder, b[0], b[1], g),
                  spec, out / "structure_flow", seed)  # fmt: skip
     _finish(t, progress)
-    _save_final(out / "structure_flow", {"model": flow_and_cond["flow"], "cond_encoder": flow_and_cond["cond"]})
+    parts = {"model": flow_and_cond["flow"]}
+    if "cond" in flow_and_cond:
+        parts["cond_encoder"] = flow_and_cond["cond"]
+    _save_final(out / "structure_flow", parts)
     flow_and_cond.eval().requires_grad_(False)
-    cond_encoder = flow_and_cond["cond"]
 
-    # 4. SLat flow on normalised latents
+    # 5. SLat flow on normalised latents
     spec = st["slat_flow"]
     with torch.no_grad():
         latents = torch.cat(
@@ -241,9 +301,9 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
 
     def slat_batch(g: torch.Generator, step: int):
         frames = frames_at(schedule, step)
-        clip = data.pick(g, 1)[0]
-        cond = random_black_masks(condition_frames(clip, frames, size)[None], g, p=spec.get("mask_prob", 0.5))
-        return _to((voxel_batch(clip, frames), cond), device)
+        i = data.pick_indices(g, 1)[0]
+        cond = random_black_masks(clip_frames(i, frames)[None], g, p=spec.get("mask_prob", 0.5))
+        return _to((voxel_batch(data.clips[i], frames), cond), device)
 
     def flow_loss(m, b, g):
         return slat_flow_loss(m, cond_encoder, slat_vae["encoder"], b[0], b[1], g, mean=mean, std=std)
@@ -252,7 +312,7 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     _finish(t, progress)
     _save_final(out / "slat_flow", {"model": slat_flow})
 
-    # 5. assemble the pipeline (the structure decoder, both flows, the Gaussian decoder, the stats)
+    # 6. assemble the pipeline (the structure decoder, both flows, the Gaussian decoder, the stats)
     pipe = SS4DPipeline(
         condition_encoder=cond_encoder,
         structure_decoder=vae.decoder,

@@ -7,6 +7,7 @@ import torch
 
 from ss4d.cli import main
 from ss4d.data.synthetic import make_clip
+from ss4d.models import TinyImageEncoder
 from ss4d.pipelines import SS4DPipeline
 from ss4d.training.run import frames_at, run_training
 
@@ -91,3 +92,30 @@ def test_train_cli_and_config_errors(tmp_path):
     assert main(["train", str(bad), "-q"]) == 2
     with pytest.raises(ValueError, match="unknown stages"):
         run_training({"data": "x", "out": "y", "stages": {"vae": {}}})
+
+
+def test_pretrained_frozen_condition_encoder_stage(tmp_path):
+    """With a `condition_encoder` stage the tiny encoder is pre-trained on the probe task, then frozen: the
+    structure flow trains alone, and the pipeline carries exactly the pre-trained encoder."""
+    for seed in range(2):
+        make_clip(seed, num_frames=4, resolution=8, image_size=24, num_views=2).save(
+            tmp_path / "data" / f"clip_{seed:06d}"
+        )
+    stages = dict(MICRO["stages"])
+    encoder = stages["structure_flow"]["cond_encoder"]
+    stages["structure_flow"] = {k: v for k, v in stages["structure_flow"].items() if k != "cond_encoder"}
+    stages["condition_encoder"] = {"model": encoder, "probe": {"num_layers": 1, "num_heads": 1, "patch": 2},
+                                   "train": {"max_steps": 3, "warmup_steps": 1}, "batch_size": 3}  # fmt: skip
+    config = {**MICRO, "stages": stages, "data": str(tmp_path / "data"), "out": str(tmp_path / "run")}
+    folder = run_training(config, progress=False)
+    log = (tmp_path / "run" / "condition_encoder" / "log.csv").read_text()
+    assert "bce" in log and "iou" in log
+    assert not (tmp_path / "run" / "structure_flow" / "final" / "cond_encoder").exists()
+    pretrained = TinyImageEncoder.from_pretrained(tmp_path / "run" / "condition_encoder" / "final" / "model")
+    pipe = SS4DPipeline.from_pretrained(folder)
+    for (k, a), b in zip(pretrained.state_dict().items(), pipe.condition_encoder.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+    both = {**stages, "structure_flow": {**stages["structure_flow"], "cond_encoder": encoder}}
+    with pytest.raises(ValueError, match="condition_encoder stage"):
+        run_training({**config, "stages": both, "out": str(tmp_path / "x")}, progress=False)
