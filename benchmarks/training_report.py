@@ -1,6 +1,7 @@
 """Loss curves and a per-stage table (steps, wall time, final losses) of finished `ss4d train` runs.
 
-    python benchmarks/training_report.py runs/ss4d-tiny runs/ss4d-tiny-no-temporal --out docs/images
+    python benchmarks/training_report.py runs/ss4d-tiny runs/ss4d-tiny-no-temporal \
+        runs/ss4d-tiny-round2 runs/ss4d-tiny-no-temporal-round2 --out docs/images
 
 Writes ``<out>/training_curves.png`` (one panel per stage, one line per run, EMA-smoothed) and prints a
 markdown table. Wall time is the sum over the stage's uninterrupted segments (``elapsed_s`` restarts at
@@ -11,8 +12,9 @@ import argparse
 import csv
 from pathlib import Path
 
-STAGES = ("structure_vae", "slat_vae", "structure_flow", "slat_flow")
-EXTRA = {"structure_vae": "dice", "slat_vae": "ssim", "structure_flow": None, "slat_flow": None}
+STAGES = ("structure_vae", "slat_vae", "condition_encoder", "structure_flow", "slat_flow")
+EXTRA = {"structure_vae": "dice", "slat_vae": "ssim", "condition_encoder": "iou", "structure_flow": None,
+         "slat_flow": None}  # fmt: skip
 
 
 def read_log(path: Path) -> list[dict[str, float]]:

@@ -1,7 +1,12 @@
 """``ss4d eval``: generate each held-out synthetic clip, render it from the ground-truth views of every frame,
 and compare (PSNR, SSIM on the ground-truth bounding box, as the paper) plus flicker (mean L1 between
 consecutive frames rendered from one fixed view), and LPIPS-VGG on the same crops when its weights are on disk
-(:mod:`ss4d.eval.lpips`; otherwise the result says why it is missing)."""
+(:mod:`ss4d.eval.lpips`; otherwise the result says why it is missing).
+
+Structure: ``iou`` = mean over frames of the IoU between the generated voxels of frame t and the ground-truth
+voxels of frame t; ``iou_reversed`` = the same against the ground truth of frame T-1-t. A generator that
+ignores the input's motion (the same shape at every frame, or shapes unrelated to time) scores alike on
+both; ``iou - iou_reversed`` > 0 measures how much of the motion the structure follows."""
 
 import json
 from pathlib import Path
@@ -11,7 +16,7 @@ import torch.nn.functional as F
 
 from ss4d.data.synthetic import SyntheticClip
 from ss4d.eval.lpips import LPIPS, lpips_if_available
-from ss4d.eval.metrics import bbox_crop, flicker, psnr, ssim
+from ss4d.eval.metrics import bbox_crop, flicker, psnr, ssim, voxel_iou
 from ss4d.pipelines import SS4DPipeline
 from ss4d.render import Camera, render_gaussians
 
@@ -55,12 +60,21 @@ def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num
                 fixed.append(render_gaussians(out.gaussians[t], cam0, background=white).color.permute(2, 0, 1))
         row = {"clip": folder.name, "psnr": sum(p_vals) / len(p_vals), "ssim": sum(s_vals) / len(s_vals),
                "flicker": float(flicker(torch.stack(fixed)))}  # fmt: skip
+        if out.resolution == int(clip.meta["resolution"]):  # voxel grids comparable
+            truth = [clip.coords[clip.coords[:, 0] == t, 1:] for t in range(T)]
+            row["iou"] = sum(voxel_iou(out.coords[t], truth[t]) for t in range(T)) / T
+            row["iou_reversed"] = sum(voxel_iou(out.coords[t], truth[T - 1 - t]) for t in range(T)) / T
         if lpips is not None:
             row["lpips"] = sum(l_vals) / len(l_vals)
         rows.append(row)
     keys = ("psnr", "ssim", "flicker") + (("lpips",) if lpips is not None else ())
+    if all("iou" in r for r in rows):
+        keys += ("iou", "iou_reversed")
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in keys}
-    return {"clips": len(rows), **mean, "per_clip": rows}
+    result = {"clips": len(rows), **mean, "per_clip": rows}
+    if "iou" not in mean:
+        result["iou_missing"] = "the pipeline's voxel resolution differs from the clips' (no comparable grids)"
+    return result
 
 
 def evaluate_folder(model: str | Path, data: str | Path, *, limit: int | None = None, seed: int = 0,

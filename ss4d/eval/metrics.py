@@ -1,11 +1,11 @@
-"""Image metrics for 4D evaluation: PSNR, SSIM, flicker."""
+"""Metrics for 4D evaluation: PSNR, SSIM, flicker on images; voxel IoU on the generated structure."""
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["bbox_crop", "flicker", "psnr", "ssim"]
+__all__ = ["bbox_crop", "flicker", "psnr", "ssim", "voxel_iou"]
 
 
 def psnr(pred: Float[Tensor, "*b c h w"], target: Float[Tensor, "*b c h w"]) -> Tensor:
@@ -47,3 +47,13 @@ def bbox_crop(alpha: Float[Tensor, "h w"], *images: Tensor, margin: int = 2) -> 
     y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, H)
     x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, W)
     return [im[..., y0:y1, x0:x1] for im in images]
+
+
+def voxel_iou(a: Tensor, b: Tensor) -> float:
+    """IoU of two voxel sets given as ``[N, D]`` integer coordinates (rows are voxels; duplicates count once).
+    Two empty sets have IoU 1."""
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"voxel sets must be [N, D] with one D, got {tuple(a.shape)} and {tuple(b.shape)}")
+    sa, sb = {tuple(r) for r in a.tolist()}, {tuple(r) for r in b.tolist()}
+    union = len(sa | sb)
+    return 1.0 if union == 0 else len(sa & sb) / union

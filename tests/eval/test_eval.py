@@ -1,10 +1,11 @@
 import json
 
+import pytest
 import torch
 
 from ss4d.cli import main
 from ss4d.data.synthetic import make_clip
-from ss4d.eval import bbox_crop, flicker, psnr, ssim
+from ss4d.eval import bbox_crop, flicker, psnr, ssim, voxel_iou
 
 from ..pipelines.tiny import tiny_pipeline
 
@@ -18,6 +19,10 @@ def test_metrics_on_known_cases():
     alpha[3:5, 4:8] = 1
     (crop,) = bbox_crop(alpha, torch.rand(3, 10, 10), margin=0)
     assert crop.shape == (3, 2, 4)
+    a, b = torch.tensor([[0, 0, 0], [1, 0, 0], [1, 0, 0]]), torch.tensor([[1, 0, 0], [2, 0, 0]])
+    assert voxel_iou(a, b) == 1 / 3 and voxel_iou(a, a) == 1 and voxel_iou(a[:0], b[:0]) == 1
+    with pytest.raises(ValueError, match="voxel sets"):
+        voxel_iou(a, b[:, :2])
 
 
 def test_eval_cli_on_synthetic_clips(tmp_path, weight_files):
@@ -33,6 +38,7 @@ def test_eval_cli_on_synthetic_clips(tmp_path, weight_files):
     result = json.loads((tmp_path / "m.json").read_text())
     assert result["clips"] == 2 and 0 < result["psnr"] < 100 and -1 <= result["ssim"] <= 1 and result["flicker"] >= 0
     assert result["lpips"] > 0 and all("lpips" in row for row in result["per_clip"])
+    assert 0 <= result["iou"] <= 1 and 0 <= result["iou_reversed"] <= 1
     code = main(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data"), "--steps", "1",
                  "--limit", "1", "--out", str(tmp_path / "n.json"),
                  "--lpips-vgg", str(tmp_path / "no.pth")])  # fmt: skip
