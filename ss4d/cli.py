@@ -150,7 +150,8 @@ def _eval(args: argparse.Namespace) -> int:
     r = evaluate_folder(args.model, args.data, limit=args.limit, seed=args.seed, num_steps=args.steps, out=args.out,
                         lpips_vgg=args.lpips_vgg, lpips_linear=args.lpips_linear)  # fmt: skip
     lp = f", LPIPS {r['lpips']:.4f}" if "lpips" in r else " (LPIPS skipped: weights not on disk, see --lpips-vgg)"
-    print(f"{r['clips']} clips: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, flicker {r['flicker']:.4f}{lp}")
+    iou = f", structure IoU {r['iou']:.3f} (time-reversed GT: {r['iou_reversed']:.3f})" if "iou" in r else ""
+    print(f"{r['clips']} clips: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, flicker {r['flicker']:.4f}{iou}{lp}")
     return 0
 
 

@@ -82,14 +82,6 @@ def slat_vae_batch(data: ClipDataset, generator: torch.Generator, frames: int) -
     return SLatVAEBatch(voxels, views, clip.viewmats[torch.arange(frames), pick], clip.focal)
 
 
-def frames_batch(data: ClipDataset, generator: torch.Generator, batch_size: int, frames: int, size: int):
-    """``(occupancy [B, T, 1, R, R, R], condition frames [B, T, 3, size, size], clips)`` for the flows."""
-    clips = data.pick(generator, batch_size)
-    occ = torch.stack([occupancy_grid(c, frames) for c in clips])
-    cond = torch.stack([condition_frames(c, frames, size) for c in clips])
-    return occ, cond, clips
-
-
 def voxel_batch(clip: SyntheticClip, frames: int) -> SparseTensor:
     """A clip's voxel features on its first ``frames`` frames, layout ``(1, frames)``."""
     keep = clip.coords[:, 0] < frames
