@@ -64,7 +64,7 @@ def main() -> None:
         for ax, stage in zip(axes, STAGES, strict=True):
             path = run / stage / "log.csv"
             if not path.is_file():
-                print(f"| {run.name} | {stage} | 0 (shared / not trained) | | | |")
+                print(f"| {run.name} | {stage} | 0 (reused through `init`, or no such stage) | | | |")
                 continue
             log = read_log(path)
             rows = by_step(log)

@@ -2,7 +2,8 @@
 
 SS4D conditions both flows on a *pretrained, frozen* DINOv2. A tiny encoder trained from scratch together
 with the structure flow learns to be ignored instead: after 1500 steps of ss4d-tiny's first recipe, the
-flow's CFM loss with the true condition, a zero condition or another clip's condition differed by < 1 %.
+flow's CFM loss on its training clips with the true condition, a zero condition or another clip's condition
+differed by 0.3-4 %, and its samples matched the clip played backwards as well as forwards.
 So the tiny encoder is pre-trained on a direct, supervised task and then frozen, as DINOv2 is:
 
 * from one (masked) condition frame, :class:`StructureProbe` predicts the frame's 3D occupancy out of the
