@@ -29,6 +29,7 @@ from ss4d.models import (
 )
 from ss4d.ops.sparse import SparseTensor
 from ss4d.pipelines import SamplerParams, SS4DPipeline
+from ss4d.training.config import validate_config
 from ss4d.training.core import TrainConfig, Trainer
 from ss4d.training.data import (
     ClipDataset,
@@ -44,10 +45,6 @@ from ss4d.training.probe import StructureProbe, StructureProbeConfig, condition_
 from ss4d.training.recipes import slat_flow_loss, slat_vae_loss, structure_flow_loss
 
 __all__ = ["frames_at", "run_training"]
-
-STAGES = ("structure_vae", "slat_vae", "condition_encoder", "structure_flow", "slat_flow")
-OPTIONAL_STAGES = ("condition_encoder",)
-
 
 def frames_at(schedule: list[list[int]], step: int) -> int:
     """Frames per clip at ``step`` from ``[[start_step, frames], ...]`` (the last start <= step)."""
@@ -71,12 +68,6 @@ def _component(spec: dict, key: str, cls: type, defaults: dict | None = None) ->
     if key not in spec and defaults is None:
         raise ValueError(f"stage needs `{key}` (a model config) or `init.{key}` (a model folder)")
     return cls(cls.config_class.from_dict({**(defaults or {}), **spec.get(key, {})}))
-
-
-def _check_init(stage: str, spec: dict, keys: tuple[str, ...]) -> None:
-    unknown = set(spec.get("init", {})) - set(keys)
-    if unknown:
-        raise ValueError(f"{stage}.init: unknown keys {sorted(unknown)}; this stage initialises {list(keys)}")
 
 
 def _distributed() -> bool:
@@ -163,14 +154,7 @@ def run_training(config: dict[str, Any] | str | Path, *, progress: bool = True) 
 def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     if not isinstance(config, dict):
         config = json.loads(Path(config).read_text())
-    unknown = set(config.get("stages", {})) - set(STAGES)
-    if unknown:
-        raise ValueError(f"unknown stages {sorted(unknown)}; known: {STAGES}")
-    missing = [s for s in STAGES if s not in config.get("stages", {}) and s not in OPTIONAL_STAGES]
-    if missing:
-        raise ValueError(
-            f"the config needs the stages {[s for s in STAGES if s not in OPTIONAL_STAGES]}; missing {missing}"
-        )
+    validate_config(config, check_paths=True)  # every stage's settings, before hours of the earlier ones
     data = ClipDataset(config["data"], limit=config.get("limit"))
     out, seed, size = Path(config["out"]), int(config.get("seed", 0)), int(config.get("image_size", 32))
     st = config["stages"]
@@ -179,7 +163,6 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     # 1. structure VAE
     spec = st["structure_vae"]
     torch.manual_seed(seed)
-    _check_init("structure_vae", spec, ("model",))
     vae = _component(spec, "model", SparseStructureVAE, {}).to(device)
     t = _trainer(vae, lambda g, s: _to(structure_batch(data, g, spec.get("batch_size", 2), spec.get("frames", 4)),
                                        device),
@@ -191,7 +174,6 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     # 2. SLat VAE (render loss)
     spec = st["slat_vae"]
     torch.manual_seed(seed + 1)
-    _check_init("slat_vae", spec, ("encoder", "decoder"))
     slat_vae = torch.nn.ModuleDict({
         "encoder": _component(spec, "encoder", SLatEncoder4D),
         "decoder": _component(spec, "decoder", GaussianDecoder4D),
@@ -226,7 +208,6 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     spec = st.get("condition_encoder")
     if spec is not None:
         torch.manual_seed(seed + 4)
-        _check_init("condition_encoder", spec, ("model",))
         encoder = _component(spec, "model", TinyImageEncoder, {"image_size": size})
         probe = StructureProbe(StructureProbeConfig.from_dict({
             "channels": encoder.out_channels, "image_patch": encoder.config.patch_size,
@@ -255,14 +236,9 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     spec = st["structure_flow"]
     torch.manual_seed(seed + 2)
     if st.get("condition_encoder") is not None:
-        _check_init("structure_flow", spec, ("model",))
-        if "cond_encoder" in spec:
-            raise ValueError("structure_flow.cond_encoder: the condition encoder comes from the condition_encoder "
-                             "stage (pre-trained, frozen); drop one of them")  # fmt: skip
         flow_and_cond = torch.nn.ModuleDict({"flow": _component(spec, "model", StructureFlow4D)}).to(device)
         cond_encoder = encoder
     else:
-        _check_init("structure_flow", spec, ("model", "cond_encoder"))
         flow_and_cond = torch.nn.ModuleDict({
             "flow": _component(spec, "model", StructureFlow4D),
             "cond": _component(spec, "cond_encoder", TinyImageEncoder, {"image_size": size}),
@@ -295,7 +271,6 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
         )
     mean, std = latents.mean(0), latents.std(0).clamp_min(1e-4)
     torch.manual_seed(seed + 3)
-    _check_init("slat_flow", spec, ("model",))
     slat_flow = _component(spec, "model", SLatFlow4D).to(device)
     schedule = spec.get("frame_schedule", [[0, 4]])
 
