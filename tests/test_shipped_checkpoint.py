@@ -4,7 +4,9 @@ The held-out clip is regenerated from its seed (the evaluation set of docs/train
 so the test compares against ground truth that the checkpoint cannot have memorised.
 """
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from ss4d.pipelines import SS4DPipeline, build_tiny_pipeline, shipped_tiny_path
 # time-reversed GT: ss4d-tiny 0.43 / 0.36; round-1 model (docs/training.md) 0.34 / 0.35; untrained 0.15 / 0.15.
 IOU_FLOOR = 0.35
 MOTION_GAP_FLOOR = 0.03  # same-frame minus time-reversed IoU: ss4d-tiny 0.067, round 1 -0.011
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED = 100012  # examples/clips/synth_100012.gif (bounce, swing, bend, squash)
 
 
@@ -76,3 +79,43 @@ def test_structure_follows_the_heldout_motion(shipped_iou):
     same, reversed_ = shipped_iou
     gap = (sum(same) - sum(reversed_)) / len(same)
     assert gap > MOTION_GAP_FLOOR, (same, reversed_)
+
+
+ABLATION = REPO_ROOT / "checkpoints" / "ss4d-tiny-no-temporal"
+
+
+def _configs(folder: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in folder.glob("*/config.json")}
+
+
+def test_ablation_is_ss4d_tiny_without_any_temporal_mechanism():
+    """The shipped no-temporal ablation (README "Evaluation") is ss4d-tiny's architecture with every temporal
+    component off: per-frame attention in both transformers and TRELLIS's per-frame CompNet."""
+    size = sum(p.stat().st_size for p in ABLATION.rglob("*") if p.is_file())
+    assert size <= 30 * 2**20, f"{ABLATION} is {size / 2**20:.1f} MB"
+    tiny, ablation = _configs(shipped_tiny_path()), _configs(ABLATION)
+    assert set(tiny) == set(ablation)
+    assert ablation["structure_flow"]["temporal"] == ablation["slat_decoder"]["temporal"] == "none"
+    assert (ablation["slat_flow"]["conv_type"], ablation["slat_flow"]["temporal"]) == ("3d", "none")
+    assert (tiny["slat_flow"]["conv_type"], tiny["slat_flow"]["temporal"]) == ("3d_1d", "expand")
+    temporal = {"temporal", "conv_type"}
+    for name in tiny:  # everything else is the same network
+        differing = {k for k in tiny[name] if tiny[name][k] != ablation[name][k]}
+        assert differing <= temporal, (name, differing)
+
+
+def _frame0_structure(pipe: SS4DPipeline, images: torch.Tensor, frames: list[int]) -> torch.Tensor:
+    cond = pipe.encode_condition(images[frames])
+    coords = pipe.sample_structure(cond, generator=torch.Generator().manual_seed(0), progress=False,
+                                   params=replace(pipe.structure_sampler, num_steps=4))  # fmt: skip
+    return coords[coords[:, 0] == 0]
+
+
+def test_ablation_frames_are_independent(shipped):
+    """Without temporal components a frame's generated structure depends only on its own condition frame (and
+    its own noise): generating frames (0, 1) and (0, 2) gives the same frame 0. ss4d-tiny's does not."""
+    clip = make_clip(SEED, num_frames=3, num_views=1)
+    images = shipped.preprocess(clip.video.float() / 255).images  # one crop for all three frames
+    ablation = SS4DPipeline.from_pretrained(ABLATION)
+    assert torch.equal(_frame0_structure(ablation, images, [0, 1]), _frame0_structure(ablation, images, [0, 2]))
+    assert not torch.equal(_frame0_structure(shipped, images, [0, 1]), _frame0_structure(shipped, images, [0, 2]))
