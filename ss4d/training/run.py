@@ -46,6 +46,7 @@ from ss4d.training.recipes import slat_flow_loss, slat_vae_loss, structure_flow_
 
 __all__ = ["frames_at", "run_training"]
 
+
 def frames_at(schedule: list[list[int]], step: int) -> int:
     """Frames per clip at ``step`` from ``[[start_step, frames], ...]`` (the last start <= step)."""
     frames = schedule[0][1]
