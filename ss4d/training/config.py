@@ -10,6 +10,7 @@ so that a typo in the last stage fails in the first second rather than after hou
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,18 @@ from ss4d.models import (
     StructureFlow4D,
     TinyImageEncoder,
 )
+from ss4d.pipelines import SamplerParams
 from ss4d.training.core import TrainConfig
 from ss4d.training.probe import StructureProbeConfig
 
-__all__ = ["OPTIONAL_STAGES", "STAGES", "ConfigError", "validate_config"]
+__all__ = ["DEFAULT_IMAGE_SIZE", "OPTIONAL_STAGES", "STAGES", "ConfigError", "validate_config"]
 
 STAGES = ("structure_vae", "slat_vae", "condition_encoder", "structure_flow", "slat_flow")
 OPTIONAL_STAGES = ("condition_encoder",)
 
 TOP_LEVEL = {"data", "out", "seed", "image_size", "limit", "device", "stages", "structure_sampler", "slat_sampler"}
-SAMPLER_KEYS = {"num_steps", "cfg_strength", "cfg_interval", "rescale_t"}
+SAMPLER_KEYS = {f.name for f in dataclasses.fields(SamplerParams)}
+DEFAULT_IMAGE_SIZE = 32
 
 # per stage: its networks (key -> class) and its other options
 NETWORKS: dict[str, dict[str, type]] = {
@@ -146,7 +149,7 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = False) -> Non
         if key in config and (not isinstance(config[key], dict) or set(config[key]) - SAMPLER_KEYS):
             raise ConfigError(f"`{key}`: expected an object with keys from {sorted(SAMPLER_KEYS)}, "
                               f"got {config[key]!r}")  # fmt: skip
-    image_size = int(config.get("image_size", 32))
+    image_size = int(config.get("image_size", DEFAULT_IMAGE_SIZE))
     for stage in STAGES:
         if stage in stages:
             _check_stage(stage, stages[stage], image_size, "condition_encoder" in stages, check_paths)

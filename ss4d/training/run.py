@@ -29,7 +29,7 @@ from ss4d.models import (
 )
 from ss4d.ops.sparse import SparseTensor
 from ss4d.pipelines import SamplerParams, SS4DPipeline
-from ss4d.training.config import validate_config
+from ss4d.training.config import DEFAULT_IMAGE_SIZE, validate_config
 from ss4d.training.core import TrainConfig, Trainer
 from ss4d.training.data import (
     ClipDataset,
@@ -57,17 +57,12 @@ def frames_at(schedule: list[list[int]], step: int) -> int:
 
 
 def _component(spec: dict, key: str, cls: type, defaults: dict | None = None) -> torch.nn.Module:
-    """Build the stage's ``key`` network: from ``spec[key]`` (a config dict), or, for fine-tuning, from a model
-    folder ``spec["init"][key]`` (``save_pretrained`` / ``ss4d convert`` output: config.json + safetensors)."""
+    """Build the stage's ``key`` network: from ``spec[key]`` (a config dict, over ``defaults``), or, for
+    fine-tuning, from a model folder ``spec["init"][key]`` (``save_pretrained`` / ``ss4d convert`` output).
+    The spec was checked by :func:`~ss4d.training.config.validate_config`."""
     init = spec.get("init", {})
     if key in init:
-        if key in spec:
-            raise ValueError(
-                f"stage gives both a config and `init` for {key!r}; the config comes from the init folder, drop one"
-            )
         return cls.from_pretrained(init[key])
-    if key not in spec and defaults is None:
-        raise ValueError(f"stage needs `{key}` (a model config) or `init.{key}` (a model folder)")
     return cls(cls.config_class.from_dict({**(defaults or {}), **spec.get(key, {})}))
 
 
@@ -157,7 +152,7 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
         config = json.loads(Path(config).read_text())
     validate_config(config, check_paths=True)  # every stage's settings, before hours of the earlier ones
     data = ClipDataset(config["data"], limit=config.get("limit"))
-    out, seed, size = Path(config["out"]), int(config.get("seed", 0)), int(config.get("image_size", 32))
+    out, seed, size = Path(config["out"]), int(config.get("seed", 0)), int(config.get("image_size", DEFAULT_IMAGE_SIZE))
     st = config["stages"]
     device = _device(config)
 
