@@ -35,12 +35,14 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.output)
     start = time.perf_counter()
     pipe = SS4DPipeline.from_pretrained(model, device=args.device)
+    if args.scheduler is not None:
+        _swap_schedulers(pipe, args.scheduler)
     result = pipe(
         args.input,
         seed=args.seed,
-        num_steps=args.steps,
-        cfg_strength=args.cfg,
-        slat_cfg_strength=args.slat_cfg,
+        num_inference_steps=args.steps,
+        guidance_scale=args.cfg,
+        slat_guidance_scale=args.slat_cfg,
         max_frames=args.max_frames,
         stride=args.stride,
         progress=not args.quiet,
@@ -52,6 +54,17 @@ def _generate(args: argparse.Namespace) -> int:
               f"{', ' + Path(written['preview']).name if 'preview' in written else ''}); {stages}; "
               f"total {time.perf_counter() - start:.1f}s")  # fmt: skip
     return 0
+
+
+def _swap_schedulers(pipe, name: str) -> None:
+    """``--scheduler NAME``: both stages use the registered scheduler NAME with their current settings."""
+    from ss4d.schedulers import SCHEDULERS
+
+    if name not in SCHEDULERS:
+        raise ValueError(f"--scheduler {name}: not a registered scheduler; known: {', '.join(sorted(SCHEDULERS))}")
+    for stage in ("structure", "slat"):
+        current = getattr(pipe, f"{stage}_scheduler")
+        setattr(pipe, f"{stage}_scheduler", SCHEDULERS[name].from_config(current.config))
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -189,9 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("input", help="video file (.gif, .mp4, ...), folder of frames, or image")
     g.add_argument("-o", "--output", required=True, help="output folder (PLYs, gaussians.npz, preview, summary)")
     g.add_argument("--model", help="pipeline folder (default: the shipped checkpoints/ss4d-tiny)")
-    g.add_argument("--steps", type=int, help="sampling steps for both stages")
-    g.add_argument("--cfg", type=float, help="classifier-free guidance of the structure stage")
-    g.add_argument("--slat-cfg", type=float, help="classifier-free guidance of the SLat stage")
+    g.add_argument("--steps", "--num-inference-steps", type=int, dest="steps",
+                   help="sampling steps for both stages (default: the model's)")  # fmt: skip
+    g.add_argument("--cfg", "--guidance-scale", type=float, dest="cfg",
+                   help="classifier-free guidance of the structure stage (default: the model's)")  # fmt: skip
+    g.add_argument("--slat-cfg", "--slat-guidance-scale", type=float, dest="slat_cfg",
+                   help="classifier-free guidance of the SLat stage (default: the model's)")  # fmt: skip
+    g.add_argument("--scheduler", help="sampler of both stages, a registered scheduler class (default: the "
+                   "model's; e.g. FlowMatchHeunScheduler, FlowMatchAB2Scheduler)")  # fmt: skip
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--max-frames", type=int)
     g.add_argument("--stride", type=int, default=1)

@@ -39,7 +39,7 @@ def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num
     for folder in clip_folders:
         clip = SyntheticClip.load(folder)
         video = clip.video.float() / 255
-        out = pipe(video, seed=seed, num_steps=num_steps, progress=False)
+        out = pipe(video, seed=seed, num_inference_steps=num_steps, progress=False)
         T, V = clip.views.shape[:2]
         size = clip.views.shape[-1]
         p_vals, s_vals, l_vals, fixed = [], [], [], []

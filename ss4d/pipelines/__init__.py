@@ -1,23 +1,27 @@
-"""Floor 4: the CFM scheduler, preprocessing and ``SS4DPipeline``."""
+"""Floor 4: ``SS4DPipeline``, its persistence base and component registry, the denoising loop, preprocessing."""
 
-from ss4d.pipelines.output import SS4DOutput
-from ss4d.pipelines.pipeline import COMPONENT_CLASSES, SamplerParams, SS4DPipeline
+from ss4d.pipelines.base import COMPONENT_CLASSES, Pipeline, component_io, register_component
+from ss4d.pipelines.denoise import denoise
+from ss4d.pipelines.output import SS4DLatents, SS4DOutput
+from ss4d.pipelines.pipeline import SamplerParams, SS4DPipeline, legacy_sampler
 from ss4d.pipelines.preprocess import Preprocessed, estimate_uniform_background_alpha, pad_frames, preprocess_clip
 from ss4d.pipelines.presets import build_tiny_pipeline, shipped_tiny_path
-from ss4d.pipelines.scheduler import FlowMatchingScheduler, SampleOutput, StepOutput
 
 __all__ = [
     "COMPONENT_CLASSES",
-    "FlowMatchingScheduler",
+    "Pipeline",
     "Preprocessed",
+    "SS4DLatents",
     "SS4DOutput",
     "SS4DPipeline",
-    "SampleOutput",
     "SamplerParams",
-    "StepOutput",
     "build_tiny_pipeline",
+    "component_io",
+    "denoise",
     "estimate_uniform_background_alpha",
+    "legacy_sampler",
     "pad_frames",
     "preprocess_clip",
+    "register_component",
     "shipped_tiny_path",
 ]

@@ -8,9 +8,10 @@ import torch
 from jaxtyping import Float, Int32
 from torch import Tensor
 
+from ss4d.ops.sparse import SparseTensor
 from ss4d.representations import Gaussians, save_npz, save_ply_sequence
 
-__all__ = ["SS4DOutput"]
+__all__ = ["SS4DLatents", "SS4DOutput"]
 
 
 @dataclass
@@ -59,3 +60,23 @@ class SS4DOutput:
             [g.to(device) for g in self.gaussians], [c.to(device) for c in self.coords], self.images.to(device),
             self.resolution, dict(self.timings),
         )  # fmt: skip
+
+
+@dataclass
+class SS4DLatents:
+    """What a pipeline call with ``output_type="latent"`` returns: the structured latents, not decoded
+    (``pipe.decode(out.slat)`` gives the Gaussians)."""
+
+    slat: SparseTensor  # de-normalised SLat features on the voxels of every frame (layout (1, T))
+    images: Float[Tensor, "t 3 s s"]  # preprocessed condition frames
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return self.slat.layout.num_frames
+
+    @property
+    def coords(self) -> list[Int32[Tensor, "_ 3"]]:
+        """Active voxels (x, y, z) per frame at the SLat resolution."""
+        c = self.slat.coords
+        return [c[c[:, 0] == t, 1:].cpu() for t in range(self.num_frames)]

@@ -5,25 +5,27 @@ Stages (each callable on its own): :meth:`encode_condition` (per-frame condition
 :meth:`sample_slat` (SLat flow on those voxels; odd T padded with the last frame and cropped back) ->
 :meth:`decode` (Gaussian decoder). ``pipe(clip)`` runs them all and returns an :class:`SS4DOutput`.
 
-A pipeline folder (DESIGN §6) holds ``model_index.json`` (component -> class name from an allowlist,
-sampler settings, latent normalisation) and one subfolder per component (``config.json`` +
-``model.safetensors``; for DINOv2 a transformers-format folder).
+Both sampling stages run the one loop of :mod:`ss4d.pipelines.denoise` with their own scheduler component
+(``structure_scheduler``, ``slat_scheduler``) and classifier-free guidance. A pipeline folder
+(:class:`~ss4d.pipelines.base.Pipeline`, docs/design.md "Schedulers and pipelines") holds ``model_index.json``
+(component -> registered class name, sampler settings, latent normalisation) and one subfolder per component
+(``config.json`` + ``model.safetensors``; ``scheduler_config.json`` for a scheduler; a transformers-format
+folder for DINOv2).
 """
 
-import json
 import time
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Float, Int, Int32
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ss4d import __version__
 from ss4d.data import Clip, load_clip
 from ss4d.models import (
     DinoV2Encoder,
@@ -34,40 +36,77 @@ from ss4d.models import (
     TinyImageEncoder,
     occupancy_to_coords,
 )
-from ss4d.models.base import atomic_write
 from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
-from ss4d.pipelines.output import SS4DOutput
+from ss4d.pipelines.base import COMPONENT_CLASSES, Pipeline, register_component
+from ss4d.pipelines.denoise import denoise
+from ss4d.pipelines.output import SS4DLatents, SS4DOutput
 from ss4d.pipelines.preprocess import Preprocessed, pad_frames, preprocess_clip
-from ss4d.pipelines.scheduler import FlowMatchingScheduler
 from ss4d.representations import Gaussians
+from ss4d.schedulers import ClassifierFreeGuidance, FlowMatchEulerScheduler, FlowMatchScheduler
 
-__all__ = ["COMPONENT_CLASSES", "SS4DPipeline", "SamplerParams"]
+__all__ = ["COMPONENT_CLASSES", "SS4DPipeline", "SamplerParams", "legacy_sampler"]
 
-COMPONENT_CLASSES: dict[str, type] = {
-    "TinyImageEncoder": TinyImageEncoder,
-    "DinoV2Encoder": DinoV2Encoder,
-    "SparseStructureDecoder": SparseStructureDecoder,
-    "StructureFlow4D": StructureFlow4D,
-    "SLatFlow4D": SLatFlow4D,
-    "GaussianDecoder4D": GaussianDecoder4D,
+for _cls in (TinyImageEncoder, SparseStructureDecoder, StructureFlow4D, SLatFlow4D, GaussianDecoder4D):
+    register_component(_cls)
+# DINOv2 lives in a transformers-format folder (its weights are not ours to re-serialise differently)
+register_component(DinoV2Encoder, load=DinoV2Encoder, save=lambda enc, folder, dtype: enc.model.save_pretrained(folder))
+
+STAGES = ("structure", "slat")
+LEGACY_CALL_ARGS = {  # old keyword -> new keyword (DeprecationWarning)
+    "num_steps": "num_inference_steps",
+    "cfg_strength": "guidance_scale",
+    "slat_cfg_strength": "slat_guidance_scale",
+    "cfg_interval": "guidance_interval",
 }
-"""The only classes a ``model_index.json`` may name (no arbitrary imports)."""
-
-COMPONENTS = ("condition_encoder", "structure_decoder", "structure_flow", "slat_flow", "slat_decoder")
 
 
 @dataclass(frozen=True)
 class SamplerParams:
-    """Euler sampler settings (TRELLIS image-large defaults: 25 steps, interval [0.5, 1], rescale_t 3)."""
+    """A stage's call defaults: steps and classifier-free guidance (TRELLIS image-large: 25 steps, guidance
+    inside [0.5, 1]). The solver and its time grid (``shift``, TRELLIS's ``rescale_t``) are the stage's scheduler."""
 
     num_steps: int = 25
     cfg_strength: float = 3.0
     cfg_interval: tuple[float, float] = (0.5, 1.0)
-    rescale_t: float = 3.0
+
+    @property
+    def guidance(self) -> ClassifierFreeGuidance:
+        return ClassifierFreeGuidance(self.cfg_strength, self.cfg_interval)
 
 
-class SS4DPipeline:
-    """Video -> 4D Gaussians. Build from components, or :meth:`from_pretrained` a pipeline folder."""
+def legacy_sampler(
+    d: dict | None, default: SamplerParams, *, sigma_min: float = 1e-5
+) -> tuple[SamplerParams, FlowMatchEulerScheduler]:
+    """Split a sampler dict of the older format (``num_steps``, ``cfg_strength``, ``cfg_interval``,
+    ``rescale_t``; older ``model_index.json`` files and training configs) into the stage's call defaults and
+    the Euler scheduler it described (``shift = rescale_t``, default 3.0)."""
+    d = dict(d or {})
+    shift = float(d.pop("rescale_t", 3.0))
+    if "cfg_interval" in d:
+        d["cfg_interval"] = tuple(float(v) for v in d["cfg_interval"])
+    unknown = set(d) - {f.name for f in fields(SamplerParams)}
+    if unknown:
+        raise ValueError(f"unknown sampler keys {sorted(unknown)}; known: num_steps, cfg_strength, cfg_interval, "
+                         "rescale_t")  # fmt: skip
+    return replace(default, **d), FlowMatchEulerScheduler(sigma_min=sigma_min, shift=shift)
+
+
+DEFAULT_SAMPLERS = {"structure": SamplerParams(cfg_strength=7.5), "slat": SamplerParams(cfg_strength=3.0)}
+
+
+class SS4DPipeline(Pipeline):
+    """Video -> 4D Gaussians. Build from components, or :meth:`from_pretrained` a pipeline folder.
+
+    Components: the five networks and one scheduler per stage (``structure_scheduler``, ``slat_scheduler``;
+    default: Euler with TRELLIS's ``shift = 3``). ``structure_sampler`` / ``slat_sampler`` hold each stage's
+    default steps and guidance.
+    """
+
+    component_names = (
+        "condition_encoder", "structure_decoder", "structure_flow", "slat_flow", "slat_decoder",
+        "structure_scheduler", "slat_scheduler",
+    )  # fmt: skip
+    optional_components = ("structure_scheduler", "slat_scheduler")
 
     def __init__(
         self,
@@ -77,22 +116,28 @@ class SS4DPipeline:
         structure_flow: StructureFlow4D,
         slat_flow: SLatFlow4D,
         slat_decoder: GaussianDecoder4D,
+        structure_scheduler: FlowMatchScheduler | None = None,
+        slat_scheduler: FlowMatchScheduler | None = None,
         slat_mean: Sequence[float] | None = None,
         slat_std: Sequence[float] | None = None,
-        structure_sampler: SamplerParams = SamplerParams(cfg_strength=7.5),
-        slat_sampler: SamplerParams = SamplerParams(cfg_strength=3.0),
-        sigma_min: float = 1e-5,
+        structure_sampler: SamplerParams = DEFAULT_SAMPLERS["structure"],
+        slat_sampler: SamplerParams = DEFAULT_SAMPLERS["slat"],
     ) -> None:
         self.condition_encoder, self.structure_decoder = condition_encoder, structure_decoder
         self.structure_flow, self.slat_flow, self.slat_decoder = structure_flow, slat_flow, slat_decoder
+        self.structure_scheduler = structure_scheduler or FlowMatchEulerScheduler(shift=3.0)
+        self.slat_scheduler = slat_scheduler or FlowMatchEulerScheduler(shift=3.0)
         latent = slat_flow.config.in_channels
         self.slat_mean = tuple(float(v) for v in (slat_mean or [0.0] * latent))
         self.slat_std = tuple(float(v) for v in (slat_std or [1.0] * latent))
         self.structure_sampler, self.slat_sampler = structure_sampler, slat_sampler
-        self.sigma_min = sigma_min
         self._check_components()
 
     def _check_components(self) -> None:
+        for name in ("structure_scheduler", "slat_scheduler"):
+            if not isinstance(getattr(self, name), FlowMatchScheduler):
+                raise TypeError(f"`{name}` must be an ss4d.schedulers.FlowMatchScheduler, "
+                                f"got {type(getattr(self, name)).__name__}")  # fmt: skip
         sf, dec, lf, gd = (
             self.structure_flow.config,
             self.structure_decoder.config,
@@ -119,100 +164,32 @@ class SS4DPipeline:
         if problems:
             raise ValueError("inconsistent pipeline components: " + "; ".join(problems))
 
-    # --- persistence --------------------------------------------------------------------------------
-    @classmethod
-    def from_pretrained(
-        cls,
-        path: str | Path,
-        *,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype | None = None,
-        local_files_only: bool = True,
-    ) -> "SS4DPipeline":
-        """Load a pipeline folder (or, with huggingface_hub installed and online, a hub id).
-
-        Raises:
-            FileNotFoundError: no such folder / no model_index.json / missing component folder.
-            ValueError: a component class not on the allowlist, or an unreadable index.
-        """
-        folder = Path(path)
-        if not folder.is_dir():
-            if local_files_only or "/" not in str(path) or str(path).startswith((".", "/")):
-                raise FileNotFoundError(
-                    f"{path}: no such pipeline folder (local_files_only=True; ss4d never downloads unless asked)"
-                )
-            try:
-                from huggingface_hub import snapshot_download
-            except ImportError as e:
-                raise FileNotFoundError(f"{path} is not a folder and huggingface_hub is not installed") from e
-            folder = Path(snapshot_download(str(path)))
-        index_path = folder / "model_index.json"
-        if not index_path.is_file():
-            raise FileNotFoundError(f"{index_path} not found: not an ss4d pipeline folder")
-        try:
-            index = json.loads(index_path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{index_path}: not valid JSON ({e})") from e
-        components = index.get("components", {})
-        missing = [c for c in COMPONENTS if c not in components]
-        if missing:
-            raise ValueError(f"{index_path}: missing components {missing}")
-        loaded = {}
-        for name in COMPONENTS:
-            class_name = components[name]
-            if class_name not in COMPONENT_CLASSES:
-                raise ValueError(
-                    f"{index_path}: component {name!r} names class {class_name!r}, which is not on ss4d's allowlist "
-                    f"{sorted(COMPONENT_CLASSES)}"
-                )
-            sub = folder / name
-            if not sub.is_dir():
-                raise FileNotFoundError(f"{sub}: component folder missing")
-            comp_cls = COMPONENT_CLASSES[class_name]
-            loaded[name] = comp_cls(sub) if comp_cls is DinoV2Encoder else comp_cls.from_pretrained(sub)
-        norm = index.get("slat_normalization", {})
-        pipe = cls(
-            **loaded,
-            slat_mean=norm.get("mean"),
-            slat_std=norm.get("std"),
-            structure_sampler=_params(index.get("structure_sampler"), SamplerParams(cfg_strength=7.5)),
-            slat_sampler=_params(index.get("slat_sampler"), SamplerParams(cfg_strength=3.0)),
-            sigma_min=float(index.get("sigma_min", 1e-5)),
-        )
-        return pipe.to(device, dtype)
-
-    def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
-        """Write the pipeline folder (components first, ``model_index.json`` last, each file atomically);
-        ``dtype`` stores the parameters in that type (e.g. ``torch.float16`` for a half-size folder)."""
-        folder = Path(path)
-        components = {}
-        for name in COMPONENTS:
-            module = getattr(self, name)
-            class_name = type(module).__name__
-            if class_name not in COMPONENT_CLASSES or class_name == "DinoV2Encoder":
-                if class_name == "DinoV2Encoder":
-                    module.model.save_pretrained(folder / name)
-                else:
-                    raise ValueError(f"component {name} of class {class_name} cannot be saved (not on the allowlist)")
-            else:
-                module.save_pretrained(folder / name, dtype=dtype)
-            components[name] = class_name
-        index = {
-            "_class_name": type(self).__name__,
-            "_ss4d_version": __version__,
-            "components": components,
+    # --- persistence (ss4d.pipelines.base.Pipeline does the folder) ---------------------------------
+    def _index_settings(self) -> dict[str, Any]:
+        return {
             "slat_normalization": {"mean": list(self.slat_mean), "std": list(self.slat_std)},
             "structure_sampler": asdict(self.structure_sampler),
             "slat_sampler": asdict(self.slat_sampler),
-            "sigma_min": self.sigma_min,
         }
-        atomic_write(folder / "model_index.json", lambda p: p.write_text(json.dumps(index, indent=2) + "\n"))
-        return folder
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "SS4DPipeline":
-        for name in COMPONENTS:
-            getattr(self, name).to(device=device, dtype=dtype).eval()
-        return self
+    @classmethod
+    def _settings_from_index(cls, index: dict[str, Any], path: Path) -> dict[str, Any]:
+        norm = index.get("slat_normalization", {})
+        try:
+            samplers = {f"{s}_sampler": cls._legacy(index, s)[0] for s in STAGES}
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from e
+        return {"slat_mean": norm.get("mean"), "slat_std": norm.get("std"), **samplers}
+
+    @classmethod
+    def _default_component(cls, name: str, index: dict[str, Any]) -> Any:
+        """A folder written before schedulers were components: the Euler its sampler settings described."""
+        return cls._legacy(index, name.removesuffix("_scheduler"))[1]
+
+    @staticmethod
+    def _legacy(index: dict[str, Any], stage: str) -> tuple[SamplerParams, FlowMatchEulerScheduler]:
+        sigma_min = float(index.get("sigma_min", 1e-5))
+        return legacy_sampler(index.get(f"{stage}_sampler"), DEFAULT_SAMPLERS[stage], sigma_min=sigma_min)
 
     @property
     def device(self) -> torch.device:
@@ -228,26 +205,38 @@ class SS4DPipeline:
         """Per-frame condition tokens of preprocessed frames."""
         return self.condition_encoder(images.to(self.device)).unsqueeze(0)
 
+    def _denoise(self, stage: str, velocity: Callable, latents: Tensor, cond: Tensor, params: SamplerParams,
+                 progress: bool, callback: Callable | None) -> Tensor:  # fmt: skip
+        """The stage's scheduler and guidance on the shared loop (:func:`~ss4d.pipelines.denoise.denoise`)."""
+        step_callback = None
+        if callback is not None:
+            step_callback = lambda i, t, kw: callback(self, i, t, {**kw, "stage": stage})  # noqa: E731
+        bar = (lambda it: tqdm(it, desc=stage, leave=False)) if progress else None
+        return denoise(velocity, latents, cond, neg_cond=torch.zeros_like(cond),
+                       scheduler=getattr(self, f"{stage}_scheduler"), num_inference_steps=params.num_steps,
+                       guidance=params.guidance, callback=step_callback, progress=bar)  # fmt: skip
+
     @torch.no_grad()
     def sample_structure(
         self, cond: Float[Tensor, "1 t l c"], *, generator: torch.Generator | None = None,
-        params: SamplerParams | None = None, progress: bool = True,
+        params: SamplerParams | None = None, progress: bool = True, latents: Tensor | None = None,
+        callback_on_step_end: Callable | None = None,
     ) -> Int32[Tensor, "n 4"]:  # fmt: skip
         """Active voxels ``(t, x, y, z)`` at the SLat resolution for every frame.
 
+        ``latents`` (``[1, T, C, r, r, r]``) replaces the initial noise drawn from ``generator``.
+
         Raises:
+            ValueError: ``latents`` of the wrong shape.
             RuntimeError: a frame came out with no voxel at all.
         """
         p = params or self.structure_sampler
         c = self.structure_flow.config
         T = cond.shape[1]
-        noise = torch.randn((1, T, c.in_channels, c.resolution, c.resolution, c.resolution), generator=generator,
-                            device=self.device)  # fmt: skip
+        shape = (1, T, c.in_channels, c.resolution, c.resolution, c.resolution)
+        noise = _initial("latents", latents, shape, generator, self.device)
         velocity = lambda x, t, cnd: self.structure_flow(x, torch.full((1,), t, device=x.device), cnd)  # noqa: E731
-        z = FlowMatchingScheduler(self.sigma_min).sample(
-            velocity, noise, cond, neg_cond=torch.zeros_like(cond), num_steps=p.num_steps, rescale_t=p.rescale_t,
-            cfg_strength=p.cfg_strength, cfg_interval=p.cfg_interval, progress=_bar(progress, "structure", p.num_steps),
-        ).samples  # fmt: skip
+        z = self._denoise("structure", velocity, noise, cond, p, progress, callback_on_step_end)
         coords = occupancy_to_coords(self.structure_decoder(z))
         empty = sorted(set(range(T)) - set(coords[:, 0].unique().tolist()))
         if empty:
@@ -257,9 +246,14 @@ class SS4DPipeline:
     @torch.no_grad()
     def sample_slat(
         self, cond: Float[Tensor, "1 t l c"], coords: Int32[Tensor, "n 4"], *, generator: torch.Generator | None = None,
-        params: SamplerParams | None = None, progress: bool = True,
+        params: SamplerParams | None = None, progress: bool = True, latents: Tensor | None = None,
+        callback_on_step_end: Callable | None = None,
     ) -> SparseTensor:  # fmt: skip
-        """Structured latents on ``coords`` (entry = frame); odd T is padded with the last frame and cropped."""
+        """Structured latents on ``coords`` (entry = frame); odd T is padded with the last frame and cropped.
+
+        ``latents`` (``[N, C]``: one row per voxel of ``coords`` in order, then, for odd T, the rows of the
+        repeated last frame) replaces the initial noise drawn from ``generator``.
+        """
         p = params or self.slat_sampler
         T = cond.shape[1]
         res = self.slat_flow.config.resolution
@@ -273,17 +267,13 @@ class SS4DPipeline:
         Tp = cond.shape[1]
         sites = SparseTensor(torch.zeros(coords.shape[0], 1, device=self.device), coords, SpacetimeLayout(1, Tp),
                              spatial_shape=(res,) * 3)  # fmt: skip
-        noise = torch.randn(
-            (sites.num_voxels, self.slat_flow.config.in_channels), generator=generator, device=self.device
-        )
+        shape = (sites.num_voxels, self.slat_flow.config.in_channels)
+        noise = _initial("slat_latents", latents, shape, generator, self.device)
 
         def velocity(x: Tensor, t: float, cnd: Tensor) -> Tensor:
             return self.slat_flow(sites.replace(x), torch.full((1,), t, device=x.device), cnd).feats
 
-        feats = FlowMatchingScheduler(self.sigma_min).sample(
-            velocity, noise, cond, neg_cond=torch.zeros_like(cond), num_steps=p.num_steps, rescale_t=p.rescale_t,
-            cfg_strength=p.cfg_strength, cfg_interval=p.cfg_interval, progress=_bar(progress, "slat", p.num_steps),
-        ).samples  # fmt: skip
+        feats = self._denoise("slat", velocity, noise, cond, p, progress, callback_on_step_end)
         mean = torch.tensor(self.slat_mean, device=feats.device, dtype=feats.dtype)
         std = torch.tensor(self.slat_std, device=feats.device, dtype=feats.dtype)
         slat = sites.replace(feats * std + mean)
@@ -302,68 +292,136 @@ class SS4DPipeline:
         clip = source if isinstance(source, Clip) else load_clip(source, max_frames=max_frames, stride=stride, fps=fps)
         return preprocess_clip(clip, self.image_size, masks=masks)
 
+    def _call_params(self, num_inference_steps: int | None, guidance_scale: float | None,
+                     slat_guidance_scale: float | None, guidance_interval: tuple[float, float] | None,
+                     deprecated: dict[str, Any]) -> dict[str, SamplerParams]:  # fmt: skip
+        """Each stage's settings for one call: its sampler defaults overridden by the call's arguments (and by
+        the deprecated names, with a warning); validated before any heavy work."""
+        given = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale,
+                 "slat_guidance_scale": slat_guidance_scale, "guidance_interval": guidance_interval}  # fmt: skip
+        for old, value in deprecated.items():
+            if old not in LEGACY_CALL_ARGS:
+                raise TypeError(f"SS4DPipeline.__call__() got an unexpected keyword argument {old!r}")
+            new = LEGACY_CALL_ARGS[old]
+            warnings.warn(f"`{old}` is deprecated, use `{new}`", DeprecationWarning, stacklevel=3)
+            if given[new] is None:
+                given[new] = value
+        params = {}
+        for stage, scale in (("structure", given["guidance_scale"]), ("slat", given["slat_guidance_scale"])):
+            changes = {"num_steps": given["num_inference_steps"], "cfg_strength": scale,
+                       "cfg_interval": given["guidance_interval"]}  # fmt: skip
+            p = replace(getattr(self, f"{stage}_sampler"), **{k: v for k, v in changes.items() if v is not None})
+            if isinstance(p.num_steps, bool) or not isinstance(p.num_steps, int) or p.num_steps < 1:
+                raise ValueError(f"`num_inference_steps` must be an int >= 1, got {p.num_steps!r}")
+            _ = p.guidance  # raises ValueError on a bad scale or interval
+            params[stage] = p
+        return params
+
     def __call__(
         self,
         source: Any,
         *,
-        seed: int | None = 0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        slat_guidance_scale: float | None = None,
+        guidance_interval: tuple[float, float] | None = None,
         generator: torch.Generator | None = None,
-        num_steps: int | None = None,
-        cfg_strength: float | None = None,
-        slat_cfg_strength: float | None = None,
-        cfg_interval: tuple[float, float] | None = None,
-        rescale_t: float | None = None,
+        seed: int | None = 0,
+        latents: Tensor | None = None,
+        slat_latents: Tensor | None = None,
+        num_samples: int = 1,
+        callback_on_step_end: Callable[["SS4DPipeline", int, float, dict], dict | None] | None = None,
+        output_type: Literal["gaussians", "latent"] = "gaussians",
+        return_dict: bool = True,
         max_frames: int | None = None,
         stride: int = 1,
         fps: float | None = None,
         masks: Tensor | None = None,
         structure: Int[Tensor, "n 4"] | None = None,
         progress: bool = True,
-    ) -> SS4DOutput:
+        **deprecated: Any,
+    ) -> "SS4DOutput | SS4DLatents | list | tuple":
         """Generate the 4D object of a clip (file, folder, PIL list, tensor or :class:`~ss4d.data.Clip`).
 
-        ``num_steps``, ``cfg_interval``, ``rescale_t`` apply to both stages; ``cfg_strength`` to the structure
-        stage and ``slat_cfg_strength`` to the SLat stage (defaults from the pipeline's sampler settings).
-        ``structure`` skips stage 1: your own ``(t, x, y, z)`` voxels at the SLat resolution.
+        Args:
+            num_inference_steps: steps of both stages (default: each stage's ``*_sampler.num_steps``).
+            guidance_scale: classifier-free guidance of the structure stage; ``slat_guidance_scale``: of the SLat
+                stage; ``guidance_interval``: the times where it applies, both stages (defaults: the samplers').
+            generator: the random source of all initial noise (default: a generator seeded with ``seed``).
+            latents: initial noise of the structure stage, ``[num_samples, T, C, r, r, r]``. slat_latents: that
+                of the SLat stage, ``[N, C]`` (see :meth:`sample_slat`; only with ``num_samples=1``).
+            num_samples: samples of the same clip, drawn one after another from ``generator`` (the first is the
+                sample a call with ``num_samples=1`` gives).
+            callback_on_step_end: ``f(pipe, step_index, t, kwargs)`` after every scheduler step; ``kwargs`` has
+                ``latents``, ``pred_original_sample`` and ``stage`` (``"structure"`` / ``"slat"``); returning
+                ``{"latents": x}`` replaces the latents.
+            output_type: ``"gaussians"`` (decoded) or ``"latent"`` (structured latents, not decoded).
+            return_dict: False returns a tuple with one entry per sample: its per-frame Gaussians (or its latent).
+            structure: skip stage 1 with your own ``(t, x, y, z)`` voxels at the SLat resolution.
+
+        Returns:
+            An :class:`SS4DOutput` (``output_type="latent"``: an :class:`SS4DLatents`), or a list of them for
+            ``num_samples > 1``.
+
+        The older names ``num_steps``, ``cfg_strength``, ``slat_cfg_strength`` and ``cfg_interval`` still work,
+        with a DeprecationWarning; the older ``rescale_t`` is now the schedulers' ``shift``.
         """
-        timings: dict[str, float] = {}
+        params = self._call_params(num_inference_steps, guidance_scale, slat_guidance_scale, guidance_interval,
+                                   deprecated)  # fmt: skip
+        if output_type not in ("gaussians", "latent"):
+            raise ValueError(f"`output_type` must be 'gaussians' or 'latent', got {output_type!r}")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"`num_samples` must be an int >= 1, got {num_samples!r}")
+        if slat_latents is not None and num_samples != 1:
+            raise ValueError("`slat_latents` fixes one sample's SLat noise: use it with num_samples=1")
+        if latents is not None and (latents.ndim != 6 or latents.shape[0] != num_samples):
+            raise ValueError(f"`latents` must be [num_samples={num_samples}, T, C, r, r, r], "
+                             f"got {tuple(latents.shape)}")  # fmt: skip
         if generator is None:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(0 if seed is None else seed)
-        given = {"num_steps": num_steps, "cfg_interval": cfg_interval, "rescale_t": rescale_t}
-        overrides = {k: v for k, v in given.items() if v is not None}
-        ss_params = replace(self.structure_sampler, **overrides)
-        slat_params = replace(self.slat_sampler, **overrides)
-        if cfg_strength is not None:
-            ss_params = replace(ss_params, cfg_strength=cfg_strength)
-        if slat_cfg_strength is not None:
-            slat_params = replace(slat_params, cfg_strength=slat_cfg_strength)
+        timings: dict[str, float] = {}
         with _timer(timings, "preprocess"):
             pre = self.preprocess(source, masks=masks, max_frames=max_frames, stride=stride, fps=fps)
         with _timer(timings, "condition"):
             cond = self.encode_condition(pre.images)
         T = cond.shape[1]
         res = self.slat_flow.config.resolution
-        if structure is None:
-            with _timer(timings, "structure"):
-                coords = self.sample_structure(cond, generator=generator, params=ss_params, progress=progress)
-        else:
-            coords = _check_structure(structure, T, res)
-        with _timer(timings, "slat"):
-            slat = self.sample_slat(cond, coords, generator=generator, params=slat_params, progress=progress)
-        with _timer(timings, "decode"):
-            gaussians = self.decode(slat)
-        per_frame = [slat.coords[slat.coords[:, 0] == t, 1:].cpu() for t in range(T)]
-        return SS4DOutput(gaussians, per_frame, pre.images.cpu(), res, timings)
+        given = None if structure is None else _check_structure(structure, T, res)
+        results = []
+        for k in range(num_samples):
+            times = dict(timings)
+            coords = given
+            if coords is None:
+                with _timer(times, "structure"):
+                    coords = self.sample_structure(
+                        cond, generator=generator, params=params["structure"], progress=progress,
+                        latents=None if latents is None else latents[k : k + 1],
+                        callback_on_step_end=callback_on_step_end,
+                    )  # fmt: skip
+            with _timer(times, "slat"):
+                slat = self.sample_slat(cond, coords, generator=generator, params=params["slat"], progress=progress,
+                                        latents=slat_latents, callback_on_step_end=callback_on_step_end)  # fmt: skip
+            latent = SS4DLatents(slat, pre.images.cpu(), times)
+            if output_type == "latent":
+                results.append(latent)
+                continue
+            with _timer(times, "decode"):
+                gaussians = self.decode(slat)
+            results.append(SS4DOutput(gaussians, latent.coords, pre.images.cpu(), res, times))
+        if not return_dict:
+            return tuple(r.slat if output_type == "latent" else r.gaussians for r in results)
+        return results[0] if num_samples == 1 else results
 
 
-def _params(d: dict | None, default: SamplerParams) -> SamplerParams:
-    if not d:
-        return default
-    d = dict(d)
-    if "cfg_interval" in d:
-        d["cfg_interval"] = tuple(float(v) for v in d["cfg_interval"])
-    return replace(default, **d)
+def _initial(name: str, given: Tensor | None, shape: tuple[int, ...], generator: torch.Generator | None,
+             device: torch.device) -> Tensor:  # fmt: skip
+    """A stage's initial noise: ``given`` (checked against ``shape``) or a draw from ``generator``."""
+    if given is None:
+        return torch.randn(shape, generator=generator, device=device)
+    if tuple(given.shape) != shape or not given.dtype.is_floating_point:
+        raise ValueError(f"`{name}` must be a float tensor of shape {shape}, got {given.dtype} {tuple(given.shape)}")
+    return given.to(device)
 
 
 def _check_structure(structure: Tensor, T: int, res: int) -> Tensor:
@@ -385,9 +443,3 @@ def _timer(timings: dict, name: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
     timings[name] = time.perf_counter() - start
-
-
-def _bar(enabled: bool, name: str, total: int):
-    if not enabled:
-        return None
-    return lambda it: tqdm(it, total=total, desc=name, leave=False)

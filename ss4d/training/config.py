@@ -32,7 +32,7 @@ STAGES = ("structure_vae", "slat_vae", "condition_encoder", "structure_flow", "s
 OPTIONAL_STAGES = ("condition_encoder",)
 
 TOP_LEVEL = {"data", "out", "seed", "image_size", "limit", "device", "stages", "structure_sampler", "slat_sampler"}
-SAMPLER_KEYS = {f.name for f in dataclasses.fields(SamplerParams)}
+SAMPLER_KEYS = {f.name for f in dataclasses.fields(SamplerParams)} | {"rescale_t"}  # rescale_t: the Euler shift
 DEFAULT_IMAGE_SIZE = 32
 
 # per stage: its networks (key -> class) and its other options

@@ -35,5 +35,5 @@ def test_euler_reproduces_the_previous_sampler_bit_for_bit(case):
         out = build_tiny_pipeline(seed=0, steps=4)(moving_disc_clip(4), seed=3, progress=False)
     else:
         pipe = SS4DPipeline.from_pretrained(shipped_tiny_path())
-        out = pipe("examples/clips/synth_100012.gif", seed=0, num_steps=3, max_frames=3, progress=False)
+        out = pipe("examples/clips/synth_100012.gif", seed=0, num_inference_steps=3, max_frames=3, progress=False)
     _check(out, REFERENCE[case])
