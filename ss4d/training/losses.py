@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from ss4d.pipelines.scheduler import FlowMatchingScheduler
+from ss4d.schedulers import FlowMatchEulerScheduler, FlowMatchScheduler, logit_normal_timesteps
 
 __all__ = ["cfm_loss", "dice_loss", "kl_loss", "structure_vae_loss"]
 
@@ -33,17 +33,19 @@ def cfm_loss(
     generator: torch.Generator,
     *,
     batch_size: int,
-    scheduler: FlowMatchingScheduler | None = None,
+    scheduler: FlowMatchScheduler | None = None,
     t_mean: float = 1.0,
     t_std: float = 1.0,
 ) -> tuple[Tensor, dict[str, float]]:
     """Conditional flow matching: MSE between ``velocity_fn(x_t, t)`` and ``(1 - sigma_min) eps - x0``.
 
-    ``t`` is logit-normal per sample (``batch_size`` values, broadcast over the rest of ``x0``'s leading dim
-    layout by the caller's ``velocity_fn``).
+    The path and the target are the scheduler's (:meth:`~ss4d.schedulers.FlowMatchScheduler.add_noise`,
+    ``velocity_target``; default: the pipeline's Euler settings, sigma_min 1e-5), so a model trains on the path
+    its sampler integrates. ``t`` is logit-normal per sample (``batch_size`` values; ``x0``'s leading dim is
+    ``batch_size`` times a whole number of rows per sample).
     """
-    s = scheduler or FlowMatchingScheduler()
-    t = s.sample_timesteps(batch_size, mean=t_mean, std=t_std, generator=generator).to(x0.device)
+    s = scheduler or FlowMatchEulerScheduler()
+    t = logit_normal_timesteps(batch_size, mean=t_mean, std=t_std, generator=generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
     t_rows = t.repeat_interleave(x0.shape[0] // batch_size)
     x_t = s.add_noise(x0, eps, t_rows)

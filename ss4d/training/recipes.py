@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ss4d.eval.metrics import ssim
 from ss4d.render import Camera, render_gaussians
+from ss4d.schedulers import FlowMatchEulerScheduler, FlowMatchScheduler, logit_normal_timesteps
 from ss4d.training.data import SLatVAEBatch
 from ss4d.training.losses import kl_loss
 
@@ -52,7 +53,8 @@ def _drop_condition(cond: Tensor, generator: torch.Generator, p: float) -> Tenso
     return cond * keep.to(cond.device)
 
 
-def structure_flow_loss(flow, cond_encoder, latents: Tensor, frames: Tensor, generator, *, p_uncond: float = 0.1):
+def structure_flow_loss(flow, cond_encoder, latents: Tensor, frames: Tensor, generator, *, p_uncond: float = 0.1,
+                        scheduler: FlowMatchScheduler | None = None):  # fmt: skip
     """CFM on structure latents conditioned on per-frame tokens.
 
     ``latents [B, T, C, R, R, R]`` (the frozen structure VAE encoder's means), ``frames [B, T, 3, S, S]``. The
@@ -65,20 +67,19 @@ def structure_flow_loss(flow, cond_encoder, latents: Tensor, frames: Tensor, gen
     with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in cond_encoder.parameters())):
         cond = cond_encoder(frames.flatten(0, 1)).unflatten(0, (B, T))
     cond = _drop_condition(cond, generator, p_uncond)
-    return cfm_loss(lambda x, t: flow(x, t, cond), latents, generator, batch_size=B)
+    return cfm_loss(lambda x, t: flow(x, t, cond), latents, generator, batch_size=B, scheduler=scheduler)
 
 
 def slat_flow_loss(flow, cond_encoder, slat_encoder, voxels, frames: Tensor, generator, *, mean: Tensor,
-                   std: Tensor, p_uncond: float = 0.1):  # fmt: skip
-    """CFM on normalised structured latents (frozen SLat encoder means) of one clip (layout ``(1, T)``)."""
-    from ss4d.pipelines.scheduler import FlowMatchingScheduler
-
+                   std: Tensor, p_uncond: float = 0.1, scheduler: FlowMatchScheduler | None = None):  # fmt: skip
+    """CFM on normalised structured latents (frozen SLat encoder means) of one clip (layout ``(1, T)``), on the
+    path of ``scheduler`` (default: the pipeline's Euler settings)."""
     with torch.no_grad():
         x0 = (slat_encoder(voxels)[1].feats - mean) / std
         cond = cond_encoder(frames[0]).unsqueeze(0)
     cond = _drop_condition(cond, generator, p_uncond)
-    s = FlowMatchingScheduler()
-    t = s.sample_timesteps(1, generator=generator).to(x0.device)
+    s = scheduler or FlowMatchEulerScheduler()
+    t = logit_normal_timesteps(1, generator=generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
     x_t = s.add_noise(x0, eps, t.expand(x0.shape[0]))
     pred = flow(voxels.replace(x_t), t, cond).feats
