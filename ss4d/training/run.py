@@ -7,6 +7,9 @@ Stages, in order (each resumes from its latest checkpoint, and is skipped when f
 frozen; see :mod:`ss4d.training.probe`) -> ``structure_flow`` (trains the condition encoder with it when there
 is no ``condition_encoder`` stage) -> ``slat_flow`` (latents normalised by dataset statistics). The flows use a
 progressive frame schedule (``frame_schedule: [[step, frames], ...]``) and random black-mask augmentation.
+
+Each stage is one function (``train_<stage>``) taking the shared :class:`RunContext`, its spec and the frozen
+networks it builds on, and returning what it trained; :func:`assemble_pipeline` writes the pipeline folder.
 """
 
 import dataclasses
@@ -28,7 +31,7 @@ from ss4d.models import (
     TinyImageEncoder,
 )
 from ss4d.ops.sparse import SparseTensor
-from ss4d.pipelines import SamplerParams, SS4DPipeline
+from ss4d.pipelines import SamplerParams, SS4DPipeline, legacy_sampler
 from ss4d.training.config import DEFAULT_IMAGE_SIZE, validate_config
 from ss4d.training.core import TrainConfig, Trainer
 from ss4d.training.data import (
@@ -44,7 +47,18 @@ from ss4d.training.losses import structure_vae_loss
 from ss4d.training.probe import StructureProbe, StructureProbeConfig, condition_pretrain_loss
 from ss4d.training.recipes import slat_flow_loss, slat_vae_loss, structure_flow_loss
 
-__all__ = ["frames_at", "run_training"]
+__all__ = [
+    "ClipCache",
+    "RunContext",
+    "assemble_pipeline",
+    "frames_at",
+    "run_training",
+    "train_condition_encoder",
+    "train_slat_flow",
+    "train_slat_vae",
+    "train_structure_flow",
+    "train_structure_vae",
+]
 
 
 def frames_at(schedule: list[list[int]], step: int) -> int:
@@ -151,159 +165,211 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     if not isinstance(config, dict):
         config = json.loads(Path(config).read_text())
     validate_config(config, check_paths=True)  # every stage's settings, before hours of the earlier ones
-    data = ClipDataset(config["data"], limit=config.get("limit"))
-    out, seed, size = Path(config["out"]), int(config.get("seed", 0)), int(config.get("image_size", DEFAULT_IMAGE_SIZE))
+    run = RunContext(
+        data=ClipDataset(config["data"], limit=config.get("limit")),
+        out=Path(config["out"]),
+        seed=int(config.get("seed", 0)),
+        image_size=int(config.get("image_size", DEFAULT_IMAGE_SIZE)),
+        device=_device(config),
+        progress=progress,
+    )
     st = config["stages"]
-    device = _device(config)
+    structure_vae = train_structure_vae(run, st["structure_vae"])
+    slat_vae = train_slat_vae(run, st["slat_vae"])
+    clips = ClipCache(run, structure_vae)
+    pretrained = None
+    if st.get("condition_encoder") is not None:
+        pretrained = train_condition_encoder(run, st["condition_encoder"], clips)
+    structure_flow, cond_encoder = train_structure_flow(run, st["structure_flow"], clips, pretrained)
+    slat_flow, mean, std = train_slat_flow(run, st["slat_flow"], clips, slat_vae, cond_encoder)
+    return assemble_pipeline(run, config, cond_encoder=cond_encoder, structure_decoder=structure_vae.decoder,
+                             structure_flow=structure_flow, slat_flow=slat_flow, slat_decoder=slat_vae["decoder"],
+                             slat_mean=mean, slat_std=std)  # fmt: skip
 
-    # 1. structure VAE
-    spec = st["structure_vae"]
-    torch.manual_seed(seed)
-    vae = _component(spec, "model", SparseStructureVAE, {}).to(device)
-    t = _trainer(vae, lambda g, s: _to(structure_batch(data, g, spec.get("batch_size", 2), spec.get("frames", 4)),
-                                       device),
-                 structure_vae_loss, spec, out / "structure_vae", seed)  # fmt: skip
-    _finish(t, progress)
-    _save_final(out / "structure_vae", {"model": vae})
-    vae.eval().requires_grad_(False)
 
-    # 2. SLat VAE (render loss)
-    spec = st["slat_vae"]
-    torch.manual_seed(seed + 1)
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """What every stage shares: the clips, the output folder, the seed, the condition image size, the device."""
+
+    data: ClipDataset
+    out: Path
+    seed: int
+    image_size: int
+    device: torch.device
+    progress: bool
+
+
+class ClipCache:
+    """Deterministic per-clip values, computed once: preprocessed condition frames and structure latents."""
+
+    def __init__(self, run: RunContext, structure_vae: SparseStructureVAE) -> None:
+        self.run, self.structure_vae = run, structure_vae
+        self.frames = functools.cache(self._frames)
+        self.latents = functools.cache(self._latents)
+
+    def _frames(self, i: int, frames: int) -> torch.Tensor:
+        return condition_frames(self.run.data.clips[i], frames, self.run.image_size)
+
+    def _latents(self, i: int) -> torch.Tensor:  # [T, C, r, r, r]; the structure encoder is per frame
+        with torch.no_grad():
+            return self.structure_vae.encoder(occupancy_grid(self.run.data.clips[i])[None].to(self.run.device))[1][0]
+
+
+def train_structure_vae(run: RunContext, spec: dict) -> SparseStructureVAE:
+    """Stage 1: the structure VAE (dice + KL on per-frame occupancy); returned frozen."""
+    torch.manual_seed(run.seed)
+    vae = _component(spec, "model", SparseStructureVAE, {}).to(run.device)
+    batch = lambda g, s: _to(structure_batch(run.data, g, spec.get("batch_size", 2), spec.get("frames", 4)),  # noqa: E731
+                             run.device)  # fmt: skip
+    _finish(_trainer(vae, batch, structure_vae_loss, spec, run.out / "structure_vae", run.seed), run.progress)
+    _save_final(run.out / "structure_vae", {"model": vae})
+    return vae.eval().requires_grad_(False)
+
+
+def train_slat_vae(run: RunContext, spec: dict) -> torch.nn.ModuleDict:
+    """Stage 2: the SLat VAE (``encoder`` + Gaussian ``decoder``, render loss); returned frozen."""
+    torch.manual_seed(run.seed + 1)
     slat_vae = torch.nn.ModuleDict({
         "encoder": _component(spec, "encoder", SLatEncoder4D),
         "decoder": _component(spec, "decoder", GaussianDecoder4D),
-    }).to(device)  # fmt: skip
-
+    }).to(run.device)  # fmt: skip
     lpips = None
     if spec.get("lpips_weight"):  # TRELLIS uses 0.2; needs the weights on disk (ss4d.eval.lpips)
         from ss4d.eval.lpips import load_lpips
 
-        lpips = load_lpips(spec.get("lpips_vgg"), spec.get("lpips_linear")).to(device)
+        lpips = load_lpips(spec.get("lpips_vgg"), spec.get("lpips_linear")).to(run.device)
 
     def vae_loss(m, b, g):
         return slat_vae_loss(m["encoder"], m["decoder"], b, g, lpips=lpips, lpips_weight=spec.get("lpips_weight", 0.0))
 
-    t = _trainer(slat_vae, lambda g, s: _to(slat_vae_batch(data, g, spec.get("frames", 2)), device), vae_loss,
-                 spec, out / "slat_vae", seed)  # fmt: skip
-    _finish(t, progress)
-    _save_final(out / "slat_vae", dict(slat_vae.items()))
-    slat_vae.eval().requires_grad_(False)
+    batch = lambda g, s: _to(slat_vae_batch(run.data, g, spec.get("frames", 2)), run.device)  # noqa: E731
+    _finish(_trainer(slat_vae, batch, vae_loss, spec, run.out / "slat_vae", run.seed), run.progress)
+    _save_final(run.out / "slat_vae", dict(slat_vae.items()))
+    return slat_vae.eval().requires_grad_(False)
 
-    # deterministic per-clip values, computed once: preprocessed condition frames and structure latents
-    @functools.cache
-    def clip_frames(i: int, frames: int) -> torch.Tensor:
-        return condition_frames(data.clips[i], frames, size)
 
-    @functools.cache
-    def clip_latents(i: int) -> torch.Tensor:  # [T, C, r, r, r]; the structure encoder is per frame
-        with torch.no_grad():
-            return vae.encoder(occupancy_grid(data.clips[i])[None].to(device))[1][0]
+def train_condition_encoder(run: RunContext, spec: dict, clips: ClipCache) -> TinyImageEncoder:
+    """Optional stage 3: pre-train the tiny image encoder on the probe task; returned frozen."""
+    data = run.data
+    torch.manual_seed(run.seed + 4)
+    encoder = _component(spec, "model", TinyImageEncoder, {"image_size": run.image_size})
+    probe = StructureProbe(StructureProbeConfig.from_dict({
+        "channels": encoder.out_channels, "image_patch": encoder.config.patch_size,
+        "resolution": data.resolution, **spec.get("probe", {})}))  # fmt: skip
+    pretrain = torch.nn.ModuleDict({"encoder": encoder, "probe": probe}).to(run.device)
 
-    # 3. condition encoder: pre-trained on the probe task, then frozen (optional stage)
-    spec = st.get("condition_encoder")
-    if spec is not None:
-        torch.manual_seed(seed + 4)
-        encoder = _component(spec, "model", TinyImageEncoder, {"image_size": size})
-        probe = StructureProbe(StructureProbeConfig.from_dict({
-            "channels": encoder.out_channels, "image_patch": encoder.config.patch_size,
-            "resolution": data.resolution, **spec.get("probe", {})}))  # fmt: skip
-        pretrain = torch.nn.ModuleDict({"encoder": encoder, "probe": probe}).to(device)
+    def pretrain_batch(g: torch.Generator, step: int):
+        """``batch_size`` random frames of random clips: (masked frames, clean frames, occupancy)."""
+        idx = data.pick_indices(g, spec.get("batch_size", 16))
+        lengths = [int(data.clips[i].meta["num_frames"]) for i in idx]
+        ts = [int(torch.randint(n, (1,), generator=g)) for n in lengths]
+        picks = list(zip(idx, lengths, ts, strict=True))
+        clean = torch.stack([clips.frames(i, n)[t] for i, n, t in picks])
+        occ = torch.stack([occupancy_grid(data.clips[i])[t] for i, _, t in picks])
+        return _to((random_black_masks(clean, g, p=spec.get("mask_prob", 0.5)), clean, occ), run.device)
 
-        def pretrain_batch(g: torch.Generator, step: int):
-            """``batch_size`` random frames of random clips: (masked frames, clean frames, occupancy)."""
-            idx = data.pick_indices(g, spec.get("batch_size", 16))
-            lengths = [int(data.clips[i].meta["num_frames"]) for i in idx]
-            ts = [int(torch.randint(n, (1,), generator=g)) for n in lengths]
-            picks = list(zip(idx, lengths, ts, strict=True))
-            clean = torch.stack([clip_frames(i, n)[t] for i, n, t in picks])
-            occ = torch.stack([occupancy_grid(data.clips[i])[t] for i, _, t in picks])
-            return _to((random_black_masks(clean, g, p=spec.get("mask_prob", 0.5)), clean, occ), device)
+    def probe_loss(m, b, g):
+        return condition_pretrain_loss(m["encoder"], m["probe"], *b, pixel_weight=spec.get("pixel_weight", 1.0))
 
-        def probe_loss(m, b, g):
-            return condition_pretrain_loss(m["encoder"], m["probe"], *b, pixel_weight=spec.get("pixel_weight", 1.0))
+    _finish(_trainer(pretrain, pretrain_batch, probe_loss, spec, run.out / "condition_encoder", run.seed),
+            run.progress)  # fmt: skip
+    _save_final(run.out / "condition_encoder", {"model": encoder})
+    pretrain.eval().requires_grad_(False)
+    return encoder
 
-        t = _trainer(pretrain, pretrain_batch, probe_loss, spec, out / "condition_encoder", seed)
-        _finish(t, progress)
-        _save_final(out / "condition_encoder", {"model": encoder})
-        pretrain.eval().requires_grad_(False)
 
-    # 4. structure flow (+ the condition encoder when it was not pre-trained)
-    spec = st["structure_flow"]
-    torch.manual_seed(seed + 2)
-    if st.get("condition_encoder") is not None:
-        flow_and_cond = torch.nn.ModuleDict({"flow": _component(spec, "model", StructureFlow4D)}).to(device)
-        cond_encoder = encoder
-    else:
-        flow_and_cond = torch.nn.ModuleDict({
-            "flow": _component(spec, "model", StructureFlow4D),
-            "cond": _component(spec, "cond_encoder", TinyImageEncoder, {"image_size": size}),
-        }).to(device)  # fmt: skip
-        cond_encoder = flow_and_cond["cond"]
+def train_structure_flow(
+    run: RunContext, spec: dict, clips: ClipCache, pretrained: torch.nn.Module | None
+) -> tuple[StructureFlow4D, torch.nn.Module]:
+    """Stage 4: the structure flow, with its own condition encoder unless one was ``pretrained`` (frozen);
+    returns both, frozen."""
+    data = run.data
+    torch.manual_seed(run.seed + 2)
+    parts = {"flow": _component(spec, "model", StructureFlow4D)}
+    if pretrained is None:
+        parts["cond"] = _component(spec, "cond_encoder", TinyImageEncoder, {"image_size": run.image_size})
+    flow_and_cond = torch.nn.ModuleDict(parts).to(run.device)
+    cond_encoder = pretrained if pretrained is not None else flow_and_cond["cond"]
     schedule = spec.get("frame_schedule", [[0, 4]])
 
     def flow_batch(g: torch.Generator, step: int):
         frames = frames_at(schedule, step)
         idx = data.pick_indices(g, spec.get("batch_size", 2))
-        latents = torch.stack([clip_latents(i)[:frames] for i in idx])
-        cond = torch.stack([clip_frames(i, frames) for i in idx])
-        return _to((latents, random_black_masks(cond, g, p=spec.get("mask_prob", 0.5))), device)
+        latents = torch.stack([clips.latents(i)[:frames] for i in idx])
+        cond = torch.stack([clips.frames(i, frames) for i in idx])
+        return _to((latents, random_black_masks(cond, g, p=spec.get("mask_prob", 0.5))), run.device)
 
     t = _trainer(flow_and_cond, flow_batch,
                  lambda m, b, g: structure_flow_loss(m["flow"], cond_encoder, b[0], b[1], g),
-                 spec, out / "structure_flow", seed)  # fmt: skip
-    _finish(t, progress)
-    parts = {"model": flow_and_cond["flow"]}
+                 spec, run.out / "structure_flow", run.seed)  # fmt: skip
+    _finish(t, run.progress)
+    final = {"model": flow_and_cond["flow"]}
     if "cond" in flow_and_cond:
-        parts["cond_encoder"] = flow_and_cond["cond"]
-    _save_final(out / "structure_flow", parts)
+        final["cond_encoder"] = flow_and_cond["cond"]
+    _save_final(run.out / "structure_flow", final)
     flow_and_cond.eval().requires_grad_(False)
+    return flow_and_cond["flow"], cond_encoder
 
-    # 5. SLat flow on normalised latents
-    spec = st["slat_flow"]
+
+def train_slat_flow(
+    run: RunContext, spec: dict, clips: ClipCache, slat_vae: torch.nn.ModuleDict, cond_encoder: torch.nn.Module
+) -> tuple[SLatFlow4D, torch.Tensor, torch.Tensor]:
+    """Stage 5: the SLat flow on latents normalised by the dataset's statistics; returns it and the
+    per-channel ``mean``, ``std``."""
+    data = run.data
     with torch.no_grad():
         latents = torch.cat(
-            [slat_vae["encoder"](voxel_batch(c, int(c.meta["num_frames"])).to(device))[1].feats for c in data.clips]
+            [slat_vae["encoder"](voxel_batch(c, int(c.meta["num_frames"])).to(run.device))[1].feats for c in data.clips]
         )
     mean, std = latents.mean(0), latents.std(0).clamp_min(1e-4)
-    torch.manual_seed(seed + 3)
-    slat_flow = _component(spec, "model", SLatFlow4D).to(device)
+    torch.manual_seed(run.seed + 3)
+    slat_flow = _component(spec, "model", SLatFlow4D).to(run.device)
     schedule = spec.get("frame_schedule", [[0, 4]])
 
     def slat_batch(g: torch.Generator, step: int):
         frames = frames_at(schedule, step)
         i = data.pick_indices(g, 1)[0]
-        cond = random_black_masks(clip_frames(i, frames)[None], g, p=spec.get("mask_prob", 0.5))
-        return _to((voxel_batch(data.clips[i], frames), cond), device)
+        cond = random_black_masks(clips.frames(i, frames)[None], g, p=spec.get("mask_prob", 0.5))
+        return _to((voxel_batch(data.clips[i], frames), cond), run.device)
 
     def flow_loss(m, b, g):
         return slat_flow_loss(m, cond_encoder, slat_vae["encoder"], b[0], b[1], g, mean=mean, std=std)
 
-    t = _trainer(slat_flow, slat_batch, flow_loss, spec, out / "slat_flow", seed)
-    _finish(t, progress)
-    _save_final(out / "slat_flow", {"model": slat_flow})
+    _finish(_trainer(slat_flow, slat_batch, flow_loss, spec, run.out / "slat_flow", run.seed), run.progress)
+    _save_final(run.out / "slat_flow", {"model": slat_flow})
+    return slat_flow, mean, std
 
-    # 6. assemble the pipeline (the structure decoder, both flows, the Gaussian decoder, the stats)
+
+def assemble_pipeline(
+    run: RunContext,
+    config: dict,
+    *,
+    cond_encoder: torch.nn.Module,
+    structure_decoder: torch.nn.Module,
+    structure_flow: StructureFlow4D,
+    slat_flow: SLatFlow4D,
+    slat_decoder: GaussianDecoder4D,
+    slat_mean: torch.Tensor,
+    slat_std: torch.Tensor,
+) -> Path:
+    """Stage 6: the trained networks, the latent statistics and the samplers as ``<out>/pipeline`` (rank 0)."""
+    ss_sampler, ss_scheduler = legacy_sampler(config.get("structure_sampler"), SamplerParams())
+    slat_sampler, slat_scheduler = legacy_sampler(config.get("slat_sampler"), SamplerParams())
     pipe = SS4DPipeline(
         condition_encoder=cond_encoder,
-        structure_decoder=vae.decoder,
-        structure_flow=flow_and_cond["flow"],
+        structure_decoder=structure_decoder,
+        structure_flow=structure_flow,
         slat_flow=slat_flow,
-        slat_decoder=slat_vae["decoder"],
-        slat_mean=mean.tolist(),
-        slat_std=std.tolist(),
-        structure_sampler=_sampler(config.get("structure_sampler")),
-        slat_sampler=_sampler(config.get("slat_sampler")),
+        slat_decoder=slat_decoder,
+        slat_mean=slat_mean.tolist(),
+        slat_std=slat_std.tolist(),
+        structure_sampler=ss_sampler,
+        slat_sampler=slat_sampler,
+        structure_scheduler=ss_scheduler,
+        slat_scheduler=slat_scheduler,
     )
-    folder = out / "pipeline"
+    folder = run.out / "pipeline"
     if _is_main():
         pipe.save_pretrained(folder)
     _barrier()
     return folder
-
-
-def _sampler(d: dict | None) -> SamplerParams:
-    d = dict(d or {"num_steps": 25, "cfg_strength": 3.0})
-    if "cfg_interval" in d:
-        d["cfg_interval"] = tuple(d["cfg_interval"])
-    return SamplerParams(**d)
