@@ -49,3 +49,12 @@ def test_bad_input_exits_2_with_one_line_and_a_hint(model_dir, tmp_path, capsys)
     with pytest.raises(SystemExit) as e:
         main(["generate"])
     assert e.value.code == 2
+
+
+def test_generate_with_another_scheduler(model_dir, tmp_path, capsys):
+    clip = _gif(tmp_path / "disc.gif", T=2)
+    args = ["generate", str(clip), "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q", "--no-preview"]
+    assert main([*args, "--num-inference-steps", "1", "--scheduler", "FlowMatchHeunScheduler"]) == 0
+    assert len(list((tmp_path / "out").glob("frame_*.ply"))) == 2
+    assert main([*args, "--scheduler", "Nope"]) == 2
+    assert "not a registered scheduler" in capsys.readouterr().err
