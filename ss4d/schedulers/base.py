@@ -65,7 +65,8 @@ class FlowMatchSchedulerConfig:
         extra = set(d) - names - {"_class_name", "_ss4d_version"}
         if extra:
             raise ValueError(f"{cls.__name__}: unknown config keys {sorted(extra)}; known: {sorted(names)}")
-        return cls(**{k: float(v) for k, v in d.items() if k in names})
+        floats = {f.name for f in fields(cls) if f.type in (float, "float")}  # JSON writes 3.0 as 3
+        return cls(**{k: float(v) if k in floats else v for k, v in d.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -33,6 +33,7 @@ def test_config_round_trips_through_a_folder(cls, tmp_path):
 def test_bad_configs_and_folders(tmp_path):
     with pytest.raises(ValueError, match="shift"):
         FlowMatchEulerScheduler(shift=0.0)
+    assert isinstance(FlowMatchEulerScheduler.from_config({"shift": 3}).config.shift, float)  # JSON's 3.0 -> 3
     with pytest.raises(ValueError, match="unknown config keys"):
         FlowMatchEulerScheduler.from_config({"sigma_min": 1e-5, "rescale": 3})
     with pytest.raises(FileNotFoundError, match="scheduler_config.json"):
