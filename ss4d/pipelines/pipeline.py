@@ -175,6 +175,11 @@ class SS4DPipeline(Pipeline):
     @classmethod
     def _settings_from_index(cls, index: dict[str, Any], path: Path) -> dict[str, Any]:
         norm = index.get("slat_normalization", {})
+        for stage in STAGES:  # a folder with scheduler components keeps the time grid there, not in the sampler
+            sampler = index.get(f"{stage}_sampler") or {}
+            if f"{stage}_scheduler" in index.get("components", {}) and "rescale_t" in sampler:
+                raise ValueError(f"{path}: `{stage}_sampler.rescale_t` conflicts with the {stage}_scheduler component; "
+                                 f"set `shift` in {stage}_scheduler/scheduler_config.json instead")  # fmt: skip
         try:
             samplers = {f"{s}_sampler": cls._legacy(index, s)[0] for s in STAGES}
         except (TypeError, ValueError) as e:

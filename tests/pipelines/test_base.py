@@ -31,6 +31,10 @@ def test_schedulers_are_components_that_round_trip(pipe, tmp_path):
     loaded = SS4DPipeline.from_pretrained(tmp_path / "p")
     assert type(loaded.structure_scheduler) is FlowMatchHeunScheduler and loaded.structure_scheduler.config.shift == 2
     assert type(loaded.slat_scheduler) is FlowMatchAB2Scheduler and loaded.slat_sampler == pipe.slat_sampler
+    index["slat_sampler"]["rescale_t"] = 3.0  # the older place of the time grid: ambiguous next to a scheduler
+    (tmp_path / "p" / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="conflicts with the slat_scheduler"):
+        SS4DPipeline.from_pretrained(tmp_path / "p")
 
 
 def test_a_folder_without_schedulers_gets_the_euler_its_sampler_settings_describe(tmp_path):
