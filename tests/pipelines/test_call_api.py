@@ -69,8 +69,9 @@ def test_guidance_per_stage_and_deprecated_names(pipe, clip):
     finally:
         del flow.forward
     new = pipe(clip, num_inference_steps=2, guidance_scale=1.5, slat_guidance_scale=0.5, progress=False)
-    with pytest.warns(DeprecationWarning, match="num_steps"):
+    with pytest.warns(DeprecationWarning) as record:
         old = pipe(clip, num_steps=2, cfg_strength=1.5, slat_cfg_strength=0.5, progress=False)
+    assert sorted(str(w.message).split("`")[1] for w in record) == ["cfg_strength", "num_steps", "slat_cfg_strength"]
     assert torch.equal(_xyz(new), _xyz(old))
     with pytest.raises(TypeError, match="unexpected keyword"):
         pipe(clip, num_stepz=2, progress=False)
