@@ -15,7 +15,7 @@ BACKENDS = [
             reason=f"{n}: {attention_backends.get(n).unavailable_reason(torch.device('cpu'))}",
         ),
     )
-    for n in ("naive", "sdpa", "flash_attn", "xformers")
+    for n in attention_backends.names()  # every registered backend, so a new one cannot escape
 ]
 
 

@@ -194,14 +194,9 @@ class XformersBackend(AttentionBackend):
         return xops.memory_efficient_attention(q[None], k[None], v[None], attn_bias=mask, scale=scale)[0]
 
 
-def _preference(device_type: str) -> list[str]:
-    if device_type == "cuda":
-        return ["flash_attn", "xformers", "sdpa"]
-    return ["sdpa"]
-
-
-attention_backends: BackendRegistry[AttentionBackend] = BackendRegistry(
-    "attention", preference=_preference, fallback="sdpa"
-)
-for _backend in (NaiveBackend(), SdpaBackend(), FlashAttnBackend(), XformersBackend()):
-    attention_backends.register(_backend)
+attention_backends: BackendRegistry[AttentionBackend] = BackendRegistry("attention", fallback="sdpa")
+# "auto": flash_attn -> xformers -> sdpa on CUDA, sdpa elsewhere; naive (the reference) only by name
+attention_backends.register(NaiveBackend())
+attention_backends.register(SdpaBackend(), priority={"cpu": 10, "cuda": 10, "mps": 10})
+attention_backends.register(FlashAttnBackend(), priority={"cuda": 30})
+attention_backends.register(XformersBackend(), priority={"cuda": 20})
