@@ -14,15 +14,19 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ss4d.layers import AbsolutePositionEmbedder, ModulatedTransformerCrossBlock, TimestepEmbedder
-from ss4d.models.base import ModelConfig, ModelMixin
+from ss4d.layers import HybridPositionalEncoding, ModulatedTransformerCrossBlock, TimestepEmbedder
+from ss4d.models.base import BlockLayersConfig, ModelMixin
+from ss4d.ops.modes import TemporalMode, check_choice
 
 __all__ = ["StructureFlow4D", "StructureFlow4DConfig", "patchify", "unpatchify"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class StructureFlow4DConfig(ModelConfig):
-    """Defaults are the released SS4D structure flow (TRELLIS ``ss_flow_img_dit_L_16l8`` + temporal args)."""
+class StructureFlow4DConfig(BlockLayersConfig):
+    """Defaults are the released SS4D structure flow (TRELLIS ``ss_flow_img_dit_L_16l8`` + temporal args).
+
+    ``temporal_layer`` / ``attn_layer`` / ``mlp_layer`` / ``norm_layer`` name registered sub-blocks.
+    """
 
     resolution: int = 16
     in_channels: int = 8
@@ -34,7 +38,7 @@ class StructureFlow4DConfig(ModelConfig):
     num_head_channels: int = 64
     mlp_ratio: float = 4.0
     patch_size: int = 1
-    temporal: str = "expand"
+    temporal: TemporalMode = "expand"
     window: int | None = 8
     use_rope: bool = True
     rope_base: float = 10000.0
@@ -48,12 +52,12 @@ class StructureFlow4DConfig(ModelConfig):
         return self.num_heads or self.model_channels // self.num_head_channels
 
     def validate(self) -> None:
+        super().validate()
         if self.resolution % self.patch_size:
             raise ValueError(f"resolution {self.resolution} must be divisible by patch_size {self.patch_size}")
         if self.model_channels % self.heads:
             raise ValueError(f"model_channels {self.model_channels} must be divisible by the {self.heads} heads")
-        if self.temporal not in ("expand", "insert", "none"):
-            raise ValueError(f"temporal must be 'expand', 'insert' or 'none', got {self.temporal!r}")
+        check_choice(self.temporal, TemporalMode, "temporal")
         if self.window is not None and self.window < 1:
             raise ValueError(f"window must be >= 1 or None, got {self.window}")
 
@@ -84,14 +88,14 @@ class StructureFlow4D(ModelMixin):
         if c.share_mod:
             self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
         self.input_layer = nn.Linear(c.in_channels * p**3, C)
-        self.pos_embedder = AbsolutePositionEmbedder(C, 3)
+        self.pos_embedder = HybridPositionalEncoding(C, C // c.heads, rope_base=c.rope_base)
         self.blocks = nn.ModuleList(
             ModulatedTransformerCrossBlock(
                 C,
                 c.cond_channels,
                 num_heads=c.heads,
                 mlp_ratio=c.mlp_ratio,
-                temporal=c.temporal,  # type: ignore[arg-type]
+                temporal=c.temporal,
                 window=c.window,
                 shift=c.window is not None and i % 2 == 1,
                 rope_base=c.rope_base,
@@ -100,6 +104,7 @@ class StructureFlow4D(ModelMixin):
                 qk_rms_norm_cross=c.qk_rms_norm_cross,
                 share_mod=c.share_mod,
                 attn_backend=attn_backend,
+                **c.layer_factories(),
             )
             for i in range(c.num_blocks)
         )
@@ -115,12 +120,7 @@ class StructureFlow4D(ModelMixin):
         for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
             nn.init.normal_(layer.weight, std=0.02)
         for block in self.blocks:
-            if not self.config.share_mod:
-                nn.init.zeros_(block.adaLN_modulation[1].weight)
-                nn.init.zeros_(block.adaLN_modulation[1].bias)
-            if self.config.temporal == "insert":
-                nn.init.zeros_(block.temporal_attn.to_out.weight)
-                nn.init.zeros_(block.temporal_attn.to_out.bias)
+            block.initialize_weights()  # adaLN-Zero; an inserted temporal layer's output
         if self.config.share_mod:
             nn.init.zeros_(self.adaLN_modulation[1].weight)
             nn.init.zeros_(self.adaLN_modulation[1].bias)
@@ -132,7 +132,7 @@ class StructureFlow4D(ModelMixin):
         g = self.config.resolution // self.config.patch_size
         axis = torch.arange(g, device=self.input_layer.weight.device)
         grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
-        return self.pos_embedder(grid)
+        return self.pos_embedder.embed(grid)
 
     def forward(
         self,
