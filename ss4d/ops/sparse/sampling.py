@@ -8,8 +8,8 @@ Pooling modes:
 
 * ``"mean"``: the true mean over the fine voxels merged into a coarse one (default for new models);
 * ``"official"``: ``sum / (n + 1)``, what the official SS4D / TRELLIS code computes (its
-  ``scatter_reduce(..., "mean")`` includes the zero initial value; shared/reference/official_facts.md
-  §4.4, §8.2). Pretrained SS4D and TRELLIS weights expect it; converted checkpoints switch it on.
+  ``scatter_reduce(..., "mean")`` includes the zero initial value; docs/design.md, "Official quirks
+  kept"). Pretrained SS4D and TRELLIS weights expect it; converted checkpoints switch it on.
 """
 
 from dataclasses import dataclass
@@ -81,7 +81,7 @@ def _spatial_map(sites: SparseSites, factor: int) -> PoolMap:
 def temporal_downsample(x: SparseTensor, *, pooling: Pooling = "mean") -> tuple[SparseTensor, PoolMap]:
     """Merge frames ``(2k, 2k + 1)`` of each sample at the same xyz: layout ``(B, T) -> (B, T // 2)``.
 
-    The coarse voxel set is the union of the two frames' sets (DESIGN §4, official_facts.md §4.5).
+    The coarse voxel set is the union of the two frames' sets (docs/design.md, "The blocks").
 
     Raises:
         FrameCountError: odd ``T``.
