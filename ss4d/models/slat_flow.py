@@ -21,6 +21,7 @@ same sites in the same order.
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,6 @@ from torch import Tensor, nn
 
 from ss4d.errors import FrameCountError
 from ss4d.layers import (
-    HybridPositionalEncoding,
     ModulatedSparseTransformerCrossBlock,
     SpacetimeDownsample,
     SpacetimeUpsample,
@@ -41,11 +41,10 @@ from ss4d.layers import (
     SpatialUpsample,
     TemporalPack,
     TemporalUnpack,
-    TimestepEmbedder,
 )
 from ss4d.layers.registry import BlockFactory
-from ss4d.models.base import BlockLayersConfig, ModelMixin
-from ss4d.ops.modes import Pooling, TemporalMode, check_choice
+from ss4d.models.dit import DiTFlow, DiTFlowConfig
+from ss4d.ops.modes import Pooling, check_choice
 from ss4d.ops.registry import Registry
 from ss4d.ops.sparse import SparseTensor
 
@@ -104,7 +103,7 @@ register_compnet_variant("3d", CompNetVariant())  # TRELLIS's per-frame CompNet:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SLatFlow4DConfig(BlockLayersConfig):
+class SLatFlow4DConfig(DiTFlowConfig):
     """Defaults: the released SS4D SLat flow (TRELLIS ``slat_flow_img_dit_L_64l8p2`` + CompNet '3D_1D').
 
     ``conv_type`` names a row of :data:`compnet_variants`. ``pooling``: ``"mean"`` for new models;
@@ -114,32 +113,13 @@ class SLatFlow4DConfig(BlockLayersConfig):
     """
 
     resolution: int = 64
-    in_channels: int = 8
-    model_channels: int = 1024
-    cond_channels: int = 1024
-    out_channels: int = 8
-    num_blocks: int = 24
-    num_heads: int | None = None
-    num_head_channels: int = 64
-    mlp_ratio: float = 4.0
+    window: int | None = None
     io_block_channels: int = 128
     num_io_res_blocks: int = 2
     num_io_temporal_blocks: int = 2
     conv_type: str = "3d_1d"
-    temporal: TemporalMode = "expand"
     use_skip_connection: bool = True
-    window: int | None = None
-    use_rope: bool = True
-    rope_base: float = 10000.0
-    qk_rms_norm: bool = True
-    qk_rms_norm_cross: bool = False
-    share_mod: bool = False
     pooling: Pooling = "mean"
-    time_scale: float = 1000.0
-
-    @property
-    def heads(self) -> int:
-        return self.num_heads or self.model_channels // self.num_head_channels
 
     @property
     def compnet(self) -> CompNetVariant:
@@ -148,15 +128,12 @@ class SLatFlow4DConfig(BlockLayersConfig):
     def validate(self) -> None:
         super().validate()
         self.compnet  # noqa: B018 - unknown variants fail here, listing the registered ones
-        check_choice(self.temporal, TemporalMode, "temporal")
         check_choice(self.pooling, Pooling, "pooling")
         if self.num_io_res_blocks < 1 or self.num_io_temporal_blocks < 1:
             raise ValueError("num_io_res_blocks and num_io_temporal_blocks must be >= 1")
-        if self.model_channels % self.heads:
-            raise ValueError(f"model_channels {self.model_channels} must be divisible by the {self.heads} heads")
 
 
-class SLatFlow4D(ModelMixin):
+class SLatFlow4D(DiTFlow):
     config_class = SLatFlow4DConfig
 
     def __init__(self, config: SLatFlow4DConfig, *, backend: str = "auto", attn_backend: str = "auto") -> None:
@@ -164,72 +141,20 @@ class SLatFlow4D(ModelMixin):
         c = config
         C, chs, n, nt = c.model_channels, c.io_block_channels, c.num_io_res_blocks, c.num_io_temporal_blocks
         variant = c.compnet
-        kw = {"backend": backend}
         skip = 2 if c.use_skip_connection else 1
-        self.t_embedder = TimestepEmbedder(C)
-        if c.share_mod:
-            self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
+        self._embedders()
         self.input_layer = nn.Linear(c.in_channels, chs)
-        sconv, (down, up) = variant.spatial_conv, variant.resamplers(c.pooling)  # type: ignore[arg-type]
-        self.input_blocks = nn.ModuleList(
-            [SparseResBlock(chs, C, chs, conv=sconv, **kw) for _ in range(n - 1)]
-            + [SparseResBlock(chs, C, C, conv=sconv, resample=down, **kw)]
-        )
-        self.out_blocks = nn.ModuleList(
-            [SparseResBlock(skip * C, C, chs, conv=sconv, resample=up, **kw)]
-            + [SparseResBlock(skip * chs, C, chs, conv=sconv, **kw) for _ in range(n - 1)]
-        )
+        stage = partial(_res_stage, emb_channels=C, inner_channels=C, skip=skip, backend=backend)
+        down, up = variant.resamplers(c.pooling)
+        self.input_blocks, self.out_blocks = stage(variant.spatial_conv, chs, n, down, up)
         if variant.temporal_conv is not None:
-            tconv = variant.temporal_conv
-            pack, unpack = TemporalPack(pooling=c.pooling), TemporalUnpack()  # type: ignore[arg-type]
-            self.input_blocks_t = nn.ModuleList(
-                [SparseResBlock(C, C, C, conv=tconv, **kw) for _ in range(nt - 1)]
-                + [SparseResBlock(C, C, C, conv=tconv, resample=pack, **kw)]
-            )
-            self.out_blocks_t = nn.ModuleList(
-                [SparseResBlock(skip * C, C, C, conv=tconv, resample=unpack, **kw)]
-                + [SparseResBlock(skip * C, C, C, conv=tconv, **kw) for _ in range(nt - 1)]
-            )
+            pack, unpack = TemporalPack(pooling=c.pooling), TemporalUnpack()
+            self.input_blocks_t, self.out_blocks_t = stage(variant.temporal_conv, C, nt, pack, unpack)
         if variant.bare_pack:  # weightless frame-pair merge around the transformer
-            self.pack, self.unpack = TemporalPack(pooling=c.pooling), TemporalUnpack()  # type: ignore[arg-type]
-        self.pos_embedder = HybridPositionalEncoding(C, C // c.heads, rope_base=c.rope_base)
-        self.blocks = nn.ModuleList(
-            ModulatedSparseTransformerCrossBlock(
-                C,
-                c.cond_channels,
-                num_heads=c.heads,
-                mlp_ratio=c.mlp_ratio,
-                temporal=c.temporal,
-                window=c.window,
-                shift=c.window is not None and i % 2 == 1,
-                rope_base=c.rope_base,
-                use_rope=c.use_rope,
-                qk_rms_norm=c.qk_rms_norm,
-                qk_rms_norm_cross=c.qk_rms_norm_cross,
-                share_mod=c.share_mod,
-                attn_backend=attn_backend,
-                **c.layer_factories(),
-            )
-            for i in range(c.num_blocks)
-        )
+            self.pack, self.unpack = TemporalPack(pooling=c.pooling), TemporalUnpack()
+        self._trunk(ModulatedSparseTransformerCrossBlock, attn_backend)
         self.out_layer = nn.Linear(chs, c.out_channels)
         self.initialize_weights()
-
-    def initialize_weights(self) -> None:
-        """TRELLIS's init: Xavier Linear (zero bias), N(0, 0.02) timestep MLP, zero adaLN, zero output layer;
-        res blocks keep their zero-initialised ``conv2``."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
-        for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
-            nn.init.normal_(layer.weight, std=0.02)
-        for block in self.blocks:
-            block.initialize_weights()  # adaLN-Zero; an inserted temporal layer's output
-        mods = [self.adaLN_modulation[1]] if self.config.share_mod else []
-        for layer in [*mods, self.out_layer]:
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
 
     def forward(
         self,
@@ -283,6 +208,20 @@ class SLatFlow4D(ModelMixin):
         for block, skip in zip(self.out_blocks, reversed(skips), strict=True):
             h = _run(block, _cat(h, skip, c.use_skip_connection), emb, space_maps)
         return h.apply(lambda f: self.out_layer(F.layer_norm(f, (f.shape[-1],))).to(x.dtype))
+
+
+def _res_stage(
+    conv: BlockFactory, channels: int, count: int, down: nn.Module, up: nn.Module, *, emb_channels: int,
+    inner_channels: int, skip: int, backend: str,
+) -> tuple[nn.ModuleList, nn.ModuleList]:  # fmt: skip
+    """A CompNet stage: ``count`` res blocks in (the last resampling ``down`` to ``inner_channels``) and the
+    mirror ``count`` out (the first resampling ``up``, each taking the skip concatenation when ``skip == 2``)."""
+    kw = {"conv": conv, "backend": backend}
+    blocks_in = [SparseResBlock(channels, emb_channels, channels, **kw) for _ in range(count - 1)]
+    blocks_in.append(SparseResBlock(channels, emb_channels, inner_channels, resample=down, **kw))
+    blocks_out = [SparseResBlock(skip * inner_channels, emb_channels, channels, resample=up, **kw)]
+    blocks_out += [SparseResBlock(skip * channels, emb_channels, channels, **kw) for _ in range(count - 1)]
+    return nn.ModuleList(blocks_in), nn.ModuleList(blocks_out)
 
 
 def _cat(h: SparseTensor, skip: SparseTensor, use_skip: bool) -> SparseTensor:

@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ss4d.ops._optional import is_importable, require
+from ss4d.ops._optional import CudaPackage, require
 from ss4d.ops.registry import BackendRegistry
 from ss4d.render.camera import Camera
 from ss4d.representations.gaussians import Gaussians, quaternion_to_matrix
@@ -212,19 +212,12 @@ class TorchRenderer:
         return rasterize(proj, camera.width, camera.height, background=background, tile=tile, chunk=chunk)
 
 
-class GsplatRenderer:
+class GsplatRenderer(CudaPackage):
     """gsplat's CUDA rasteriser with the same conventions (wxyz quaternions, 2D filter as ``eps2d``)."""
 
     name = "gsplat"
-    install_hint = "gsplat renders on CUDA: pip install gsplat"
-
-    def is_available(self, device: torch.device) -> bool:
-        return device.type == "cuda" and is_importable("gsplat")
-
-    def unavailable_reason(self, device: torch.device) -> str:
-        if device.type != "cuda":
-            return f"gsplat needs CUDA tensors, got {device}; use backend='torch'."
-        return "" if is_importable("gsplat") else "gsplat is not installed."
+    module = "gsplat"
+    install_hint = "gsplat renders CUDA tensors (use backend='torch' on CPU): pip install gsplat"
 
     def render(
         self, g: Gaussians, colors: Tensor, camera: Camera, *, background: Tensor | None, filter_2d: float, tile: int,

@@ -83,3 +83,10 @@ def test_backend_errors():
 
 def test_auto_is_sdpa_on_cpu():
     assert attention_backends.resolve("auto", "cpu").name == "sdpa"
+
+
+def test_auto_reads_the_registered_priorities():
+    assert attention_backends.priority("cuda") == ["flash_attn", "xformers", "sdpa"]
+    assert attention_backends.priority("cpu") == ["sdpa"]  # naive: by name only
+    assert attention_backends.resolve("auto", "cpu").name == "sdpa"
+    assert attention_backends.resolve("auto", "meta").name == "sdpa"  # no priority there: the fallback

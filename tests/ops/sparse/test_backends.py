@@ -59,6 +59,11 @@ def test_registry_resolution_rules():
     assert reg.available("cpu") == ["torch"]
 
 
+def test_sparse_conv_auto_priorities():
+    assert sparse_conv_backends.priority("cuda") == ["spconv", "torchsparse", "torch"]
+    assert sparse_conv_backends.priority("cpu") == ["torch"]
+
+
 @pytest.mark.skipif("spconv" not in sparse_conv_backends.available("cpu"), reason="spconv not installed")
 def test_scope_overrides_auto_but_not_explicit_names():
     assert sparse_conv_backends.resolve("auto", "cpu").name == "torch"
