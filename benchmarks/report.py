@@ -14,6 +14,8 @@ import platform
 from collections import defaultdict
 from pathlib import Path
 
+from ss4d.ops.sparse import sparse_conv_backends
+
 
 def load(path: Path) -> tuple[list[dict], dict]:
     data = json.loads(path.read_text())
@@ -35,7 +37,8 @@ def table(rows: list[dict]) -> str:
     by_case: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for r in rows:
         by_case[(r["kernel"], r["dist"], r["mode"], r["voxels"], r["channels"])][r["backend"]] = r
-    backends = sorted({r["backend"] for r in rows}, key=lambda n: ["torch", "spconv", "torchsparse"].index(n))
+    order = sparse_conv_backends.names()  # registry order; unknown (e.g. user) backends last
+    backends = sorted({r["backend"] for r in rows}, key=lambda n: (order.index(n) if n in order else len(order), n))
     head = ["kernel", "voxels", "dist", "mode", "channels"] + [f"{b} ms" for b in backends]
     head += [f"{b}/spconv" for b in backends if b != "spconv"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

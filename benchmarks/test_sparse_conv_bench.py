@@ -15,7 +15,7 @@ from ss4d.ops.sparse import SparseSites, SparseTensor, sparse_conv_backends, sub
 
 BACKENDS = [
     pytest.param(n, marks=pytest.mark.skipif(n not in sparse_conv_backends.available("cpu"), reason=f"{n} unavailable"))
-    for n in ("torch", "spconv", "torchsparse")
+    for n in sparse_conv_backends.names()  # every registered backend
 ]
 SIZES = [5_000, 50_000, 200_000]
 CHANNELS = [32, 64, 128]

@@ -19,7 +19,7 @@ from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
 
 FRAMES = [8, 16, 32, 64]
 DIM, HEADS, TOKENS = 256, 4, 128  # dense: 128 tokens per frame; sparse: ~128 voxels per frame
-BACKENDS = [n for n in ("naive", "sdpa", "flash_attn", "xformers") if n in attention_backends.available("cpu")]
+BACKENDS = [n for n in attention_backends.names() if n in attention_backends.available("cpu")]  # every registered one
 
 
 def make_input(kind: str, frames: int) -> torch.Tensor | SparseTensor:

@@ -109,7 +109,7 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.num < 1 or args.frames < 1:
         raise ValueError("--num and --frames must be >= 1")
-    from ss4d.data.features import feature_extractor
+    from ss4d.models.features import feature_extractor
 
     features = feature_extractor(args.features, dinov2=args.dinov2)
     out = Path(args.out)
@@ -125,8 +125,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from ss4d.data.features import feature_extractor
     from ss4d.data.rendered import load_rendered_clip
+    from ss4d.models.features import feature_extractor
 
     features = feature_extractor(args.features, dinov2=args.dinov2)
     out = Path(args.out)

@@ -137,7 +137,7 @@ def load_rendered_clip(
     Args:
         resolution: occupancy grid (the SLat resolution of the model to train).
         image_size: resize every image to this square size (default: keep the renders' size).
-        features: image feature extractor ``[4, S, S] -> [C, s, s]`` (see :mod:`ss4d.data.features`).
+        features: image feature extractor ``[4, S, S] -> [C, s, s]`` (see :mod:`ss4d.models.features`).
         aggregate: ``"visible"`` or ``"all"`` views per voxel.
 
     Raises:

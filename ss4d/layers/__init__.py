@@ -19,7 +19,30 @@ from ss4d.layers.blocks import (
 )
 from ss4d.layers.norm import LayerNorm32, MultiHeadRMSNorm
 from ss4d.layers.positional import AbsolutePositionEmbedder, HybridPositionalEncoding, RotaryEmbedding, apply_rotary
-from ss4d.layers.sampling import SpatialDownsample, SpatialUpsample, TemporalPack, TemporalUnpack
+from ss4d.layers.registry import (
+    BlockFactory,
+    attention_layers,
+    create_attention_layer,
+    create_mlp_layer,
+    create_norm_layer,
+    create_temporal_layer,
+    mlp_layers,
+    norm_layers,
+    register_attention_layer,
+    register_mlp_layer,
+    register_norm_layer,
+    register_temporal_layer,
+    temporal_layers,
+    zero_output_,
+)
+from ss4d.layers.sampling import (
+    SpacetimeDownsample,
+    SpacetimeUpsample,
+    SpatialDownsample,
+    SpatialUpsample,
+    TemporalPack,
+    TemporalUnpack,
+)
 from ss4d.layers.sparse_conv import (
     FactorizedSparseConv4d,
     SparseConv3d,
@@ -43,6 +66,7 @@ from ss4d.layers.windows import (
 __all__ = [
     "AbsolutePositionEmbedder",
     "AttentionCore",
+    "BlockFactory",
     "FactorizedSparseConv4d",
     "FeedForward",
     "HybridPositionalEncoding",
@@ -61,6 +85,8 @@ __all__ = [
     "SparseSubMConv",
     "SparseTemporalConv1d",
     "SparseTransformerBlock",
+    "SpacetimeDownsample",
+    "SpacetimeUpsample",
     "SpatialDownsample",
     "SpatialUpsample",
     "TemporalLayer",
@@ -70,10 +96,23 @@ __all__ = [
     "TimestepEmbedder",
     "TokenPartition",
     "apply_rotary",
+    "attention_layers",
+    "create_attention_layer",
+    "create_mlp_layer",
+    "create_norm_layer",
+    "create_temporal_layer",
     "dense_temporal_partition",
     "frame_window_lengths",
+    "mlp_layers",
+    "norm_layers",
+    "register_attention_layer",
+    "register_mlp_layer",
+    "register_norm_layer",
+    "register_temporal_layer",
     "set_sparse_conv_backend",
     "sparse_entry_partition",
     "sparse_spacetime_window_partition",
     "sparse_temporal_partition",
+    "temporal_layers",
+    "zero_output_",
 ]

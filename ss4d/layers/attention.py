@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ss4d.layers.norm import MultiHeadRMSNorm
 from ss4d.layers.positional import RotaryEmbedding, apply_rotary
+from ss4d.layers.registry import register_attention_layer
 from ss4d.layers.windows import TokenPartition, sparse_entry_partition
 from ss4d.ops.attention import attention, seqlens_to_cu, varlen_attention
 from ss4d.ops.sparse import SparseTensor
@@ -109,6 +110,7 @@ class AttentionCore(nn.Module):
         return self.to_out(out.flatten(-2))
 
 
+@register_attention_layer("multihead")
 class MultiHeadAttention(AttentionCore):
     """Dense multi-head attention on ``[B, L, C]`` tokens: self (optionally 1D RoPE) or cross to ``[B, Lc, Cc]``."""
 
@@ -128,6 +130,7 @@ class MultiHeadAttention(AttentionCore):
         return self.to_out(out.transpose(1, 2).flatten(-2))
 
 
+@register_attention_layer("sparse_multihead")
 class SparseMultiHeadAttention(AttentionCore):
     """Attention on sparse voxels, per batch entry (per frame): self among the entry's voxels, or cross to
     the entry's context tokens ``[B*T, Lc, Cc]``. For attention across frames use :class:`TemporalLayer`.

@@ -10,11 +10,12 @@
 
 ``temporal`` selects how time enters a block: ``"expand"`` (the self-attention spans frames: the
 released SS4D), ``"insert"`` (per-frame self-attention plus a zero-initialised :class:`TemporalLayer`),
-``"none"`` (a 3D block applied frame by frame).
+``"none"`` (a 3D block applied frame by frame). Sub-blocks (temporal layer, attention, MLP, norm, conv,
+resampling) are passed in as classes or modules, never chosen by strings (see
+:mod:`ss4d.layers.registry` and docs/design.md).
 """
 
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,17 +25,11 @@ from torch.utils.checkpoint import checkpoint
 
 from ss4d.layers.attention import MultiHeadAttention, SparseMultiHeadAttention
 from ss4d.layers.norm import LayerNorm32
-from ss4d.layers.sparse_conv import SparseSubMConv
+from ss4d.layers.registry import BlockFactory, register_mlp_layer, zero_output_
+from ss4d.layers.sparse_conv import SparseConv3d
 from ss4d.layers.temporal import TemporalLayer
-from ss4d.ops.sparse import (
-    Pooling,
-    PoolMap,
-    SparseTensor,
-    spatial_downsample,
-    spatial_upsample,
-    temporal_downsample,
-    temporal_upsample,
-)
+from ss4d.ops.modes import TemporalMode, WindowedTemporalMode, check_choice
+from ss4d.ops.sparse import PoolMap, SparseTensor
 
 __all__ = [
     "FeedForward",
@@ -45,8 +40,6 @@ __all__ = [
     "TemporalMode",
     "TimestepEmbedder",
 ]
-
-TemporalMode = Literal["expand", "insert", "none"]
 
 
 class TimestepEmbedder(nn.Module):
@@ -73,6 +66,7 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(self.sinusoid(t).to(self.mlp[0].weight.dtype))
 
 
+@register_mlp_layer("feedforward")
 class FeedForward(nn.Module):
     def __init__(self, channels: int, *, mlp_ratio: float = 4.0, device=None, dtype=None):
         super().__init__()
@@ -112,9 +106,14 @@ class _Checkpointed(nn.Module):
 
 
 class _ModulatedCrossBlock(_Checkpointed):
-    """The shared construction of the dense and sparse modulated cross blocks (official parameter names)."""
+    """The shared construction of the dense and sparse modulated cross blocks (official parameter names).
 
-    attention_class: type[nn.Module] = MultiHeadAttention  # per-frame self / cross attention
+    Sub-blocks are injected: ``temporal_layer`` (the temporal attention, see :mod:`ss4d.layers.registry`),
+    ``attn_layer`` (per-frame self / cross attention; default the block's dense or sparse attention),
+    ``mlp_layer`` and ``norm_layer``. The defaults are the released SS4D's.
+    """
+
+    default_attn_layer: BlockFactory = MultiHeadAttention
 
     def __init__(
         self,
@@ -134,42 +133,53 @@ class _ModulatedCrossBlock(_Checkpointed):
         adaln_zero: bool = True,
         use_checkpoint: bool = False,
         attn_backend: str = "auto",
+        temporal_layer: BlockFactory = TemporalLayer,
+        attn_layer: BlockFactory | None = None,
+        mlp_layer: BlockFactory = FeedForward,
+        norm_layer: BlockFactory = LayerNorm32,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
+        check_choice(temporal, TemporalMode, "temporal")
         dd = {"device": device, "dtype": dtype}
+        attn_layer = attn_layer or self.default_attn_layer
         self.temporal, self.share_mod, self.use_checkpoint = temporal, share_mod, use_checkpoint
-        self.norm1 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6, **dd)
-        self.norm2 = LayerNorm32(channels, elementwise_affine=True, eps=1e-6, **dd)
-        self.norm3 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6, **dd)
-        attn = {"num_heads": num_heads, "qk_rms_norm": qk_rms_norm, "attn_backend": attn_backend, **dd}
-        if temporal == "expand":
-            self.self_attn = TemporalLayer(
-                channels, window=window, shift=shift, rope_base=rope_base, use_rope=use_rope, **attn
-            )
-        elif temporal in ("insert", "none"):
-            self.self_attn = self.attention_class(
-                channels, num_heads, kind="self", qk_rms_norm=qk_rms_norm, attn_backend=attn_backend, **dd
-            )
-            if temporal == "insert":
-                self.temporal_attn = TemporalLayer(
-                    channels, window=window, shift=shift, rope_base=rope_base, use_rope=use_rope, mode="insert", **attn
-                )
-        else:
-            raise ValueError(f"`temporal` must be 'expand', 'insert' or 'none', got {temporal!r}")
-        self.cross_attn = self.attention_class(
-            channels,
-            num_heads,
-            kind="cross",
-            ctx_channels=ctx_channels,
-            qk_rms_norm=qk_rms_norm_cross,
-            attn_backend=attn_backend,
+        self.norm1 = norm_layer(channels, elementwise_affine=False, eps=1e-6, **dd)
+        self.norm2 = norm_layer(channels, elementwise_affine=True, eps=1e-6, **dd)
+        self.norm3 = norm_layer(channels, elementwise_affine=False, eps=1e-6, **dd)
+        temporal_kw = {
+            "num_heads": num_heads,
+            "window": window,
+            "shift": shift,
+            "rope_base": rope_base,
+            "use_rope": use_rope,
+            "qk_rms_norm": qk_rms_norm,
+            "attn_backend": attn_backend,
             **dd,
+        }
+        attn_kw = {"attn_backend": attn_backend, **dd}
+        if temporal == "expand":
+            self.self_attn = temporal_layer(channels, mode="expand", **temporal_kw)
+        else:
+            self.self_attn = attn_layer(channels, num_heads, kind="self", qk_rms_norm=qk_rms_norm, **attn_kw)
+            if temporal == "insert":
+                self.temporal_attn = temporal_layer(channels, mode="insert", **temporal_kw)
+        self.cross_attn = attn_layer(
+            channels, num_heads, kind="cross", ctx_channels=ctx_channels, qk_rms_norm=qk_rms_norm_cross, **attn_kw
         )
-        self.mlp = FeedForward(channels, mlp_ratio=mlp_ratio, **dd)
+        self.mlp = mlp_layer(channels, mlp_ratio=mlp_ratio, **dd)
         if not share_mod:
             self.adaLN_modulation = _modulation(channels, 6, dd, zero=adaln_zero)
+
+    def initialize_weights(self) -> None:
+        """Re-apply the zero initialisations after a model-wide init (e.g. Xavier on every Linear):
+        adaLN-Zero modulation and the output of an inserted temporal layer (via its ``zero_output_()``)."""
+        if not self.share_mod:
+            nn.init.zeros_(self.adaLN_modulation[1].weight)
+            nn.init.zeros_(self.adaLN_modulation[1].bias)
+        if self.temporal == "insert":
+            zero_output_(self.temporal_attn)
 
 
 class ModulatedTransformerCrossBlock(_ModulatedCrossBlock):
@@ -211,7 +221,7 @@ class ModulatedSparseTransformerCrossBlock(_ModulatedCrossBlock):
     full spacetime attention over all frames of a sample; cross-attention is per entry.
     """
 
-    attention_class = SparseMultiHeadAttention
+    default_attn_layer = SparseMultiHeadAttention
 
     def _forward(self, x: SparseTensor, emb: Float[Tensor, "e d"], cond: Float[Tensor, "e l cc"]) -> SparseTensor:
         if emb.shape[0] != x.layout.num_entries:
@@ -230,9 +240,10 @@ class ModulatedSparseTransformerCrossBlock(_ModulatedCrossBlock):
 class SparseTransformerBlock(_Checkpointed):
     """Pre-norm sparse block (4D SLat VAE): ``x += Attn(LN1(x)); x += MLP(LN2(x))`` (LN without affine).
 
-    ``temporal="expand"``: :class:`TemporalLayer` with 4D windows of ``window`` frames x ``window_xyz``^3
+    ``temporal="expand"``: the temporal layer with 4D windows of ``window`` frames x ``window_xyz``^3
     voxels (``shift`` on alternate blocks); ``"none"``: 3D windows per frame (TRELLIS swin) with the same
-    ``window_xyz``, or full per-frame attention when ``window_xyz`` is None.
+    ``window_xyz``, or full per-frame attention when ``window_xyz`` is None. ``temporal_layer``,
+    ``mlp_layer`` and ``norm_layer`` are injected (see :mod:`ss4d.layers.registry`).
     """
 
     def __init__(
@@ -241,7 +252,7 @@ class SparseTransformerBlock(_Checkpointed):
         *,
         num_heads: int,
         mlp_ratio: float = 4.0,
-        temporal: Literal["expand", "none"] = "expand",
+        temporal: WindowedTemporalMode = "expand",
         window: int | None = 8,
         window_xyz: int | None = 8,
         shift: bool = False,
@@ -249,22 +260,23 @@ class SparseTransformerBlock(_Checkpointed):
         qk_rms_norm: bool = False,
         use_checkpoint: bool = False,
         attn_backend: str = "auto",
+        temporal_layer: BlockFactory = TemporalLayer,
+        mlp_layer: BlockFactory = FeedForward,
+        norm_layer: BlockFactory = LayerNorm32,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
+        check_choice(temporal, WindowedTemporalMode, "temporal")
         dd = {"device": device, "dtype": dtype}
         self.use_checkpoint = use_checkpoint
-        self.norm1 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6, **dd)
-        self.norm2 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6, **dd)
-        if temporal == "expand":
-            frames, use_rope = window, True
-        elif temporal == "none":
-            frames, use_rope = 1, False  # one frame per window: per-frame 3D (shifted) windows
-        else:
-            raise ValueError(f"`temporal` must be 'expand' or 'none', got {temporal!r}")
-        self.attn = TemporalLayer(
+        self.norm1 = norm_layer(channels, elementwise_affine=False, eps=1e-6, **dd)
+        self.norm2 = norm_layer(channels, elementwise_affine=False, eps=1e-6, **dd)
+        # "none": one frame per window, no RoPE: per-frame 3D (shifted) windows
+        frames, use_rope = (window, True) if temporal == "expand" else (1, False)
+        self.attn = temporal_layer(
             channels,
+            mode="expand",
             num_heads=num_heads,
             window=frames,
             window_xyz=window_xyz,
@@ -275,7 +287,7 @@ class SparseTransformerBlock(_Checkpointed):
             attn_backend=attn_backend,
             **dd,
         )
-        self.mlp = FeedForward(channels, mlp_ratio=mlp_ratio, **dd)
+        self.mlp = mlp_layer(channels, mlp_ratio=mlp_ratio, **dd)
 
     def _forward(self, x: SparseTensor) -> SparseTensor:
         x = x + self.attn(x.apply(self.norm1))
@@ -285,20 +297,24 @@ class SparseTransformerBlock(_Checkpointed):
 class SparseResBlock(nn.Module):
     """CompNet residual block on sparse voxels with a timestep embedding.
 
-    ``h = conv1(SiLU(LN1(x)))``; ``h = LN2(h)(1 + scale) + shift`` with ``(scale, shift)`` from
-    ``emb_layers(emb)`` (official order); ``h = conv2(SiLU(h))`` (zero-initialised); ``return h + skip(x)``.
+    ``x = resample(x)``; ``h = conv1(SiLU(LN1(x)))``; ``h = LN2(h)(1 + scale) + shift`` with
+    ``(scale, shift)`` from ``emb_layers(emb)`` (official order); ``h = conv2(SiLU(h))`` (zero-initialised);
+    ``return h + skip(x)``.
 
     Args:
         channels, out_channels: widths (``skip_connection`` is a Linear when they differ).
         emb_channels: width of ``emb``.
-        conv: ``"3d"`` (3^3 per frame), ``"1d"`` (temporal (3,1,1,1)), ``"4d"`` (3^4).
-        resample: ``None``; ``"down"`` (2x, returns ``(out, map)``); ``"up"`` (needs the map), on
-            ``resample_axis`` ``"space"``, ``"time"`` (frame pairs) or ``"spacetime"`` (both: down = space
-            then time, map = a tuple of both; up = the reverse). Resampling comes first.
-        pooling: ``"mean"`` or ``"official"`` (sum / (n + 1), for official weights).
+        conv: the conv factory, called ``conv(in, out, backend=, device=, dtype=)``: e.g.
+            :class:`SparseConv3d` (3^3 per frame), :class:`SparseTemporalConv1d`, :class:`SparseConv4d`,
+            :class:`FactorizedSparseConv4d`; ``conv2`` is zeroed through its ``zero_output_()``.
+        resample: ``None`` or a parameter-free resampling module applied first: a down-sampler
+            (:class:`SpatialDownsample`, :class:`TemporalPack`, :class:`SpacetimeDownsample`; the block then
+            returns ``(out, map)``) or an up-sampler (:class:`SpatialUpsample`, :class:`TemporalUnpack`,
+            :class:`SpacetimeUpsample`; ``forward`` then needs that map). It holds no weights, so the
+            state-dict keys are those of the official block.
 
-    ``emb`` has one row per batch entry of the (resampled) input; after a temporal down-sampling it may have
-    twice as many rows, which are then averaged over frame pairs (as the official code).
+    ``emb`` has one row per batch entry of the (resampled) input; when the resampling merged frame pairs it
+    may have one row per input entry instead, which are then averaged over the pairs (as the official code).
     """
 
     def __init__(
@@ -307,10 +323,8 @@ class SparseResBlock(nn.Module):
         emb_channels: int,
         out_channels: int | None = None,
         *,
-        conv: Literal["3d", "1d", "4d"] = "3d",
-        resample: Literal["down", "up"] | None = None,
-        resample_axis: Literal["space", "time", "spacetime"] = "space",
-        pooling: Pooling = "mean",
+        conv: BlockFactory = SparseConv3d,
+        resample: nn.Module | None = None,
         backend: str = "auto",
         device=None,
         dtype=None,
@@ -318,49 +332,36 @@ class SparseResBlock(nn.Module):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         out_channels = out_channels or channels
-        kernel = {"3d": (1, 3, 3, 3), "1d": (3, 1, 1, 1), "4d": (3, 3, 3, 3)}.get(conv)
-        if kernel is None:
-            raise ValueError(f"`conv` must be '3d', '1d' or '4d', got {conv!r}")
-        if resample not in (None, "down", "up") or resample_axis not in ("space", "time", "spacetime"):
-            raise ValueError(f"bad resampling {resample!r} on {resample_axis!r}")
-        self.resample, self.resample_axis, self.pooling = resample, resample_axis, pooling
+        if resample is not None and getattr(resample, "direction", None) not in ("down", "up"):
+            raise ValueError(f"`resample` must be a down- or up-sampling module of ss4d.layers, got {resample!r}")
+        self.resample = resample
         self.out_channels = out_channels
         self.norm1 = LayerNorm32(channels, elementwise_affine=True, eps=1e-6, **dd)
-        self.conv1 = SparseSubMConv(channels, out_channels, kernel, backend=backend, **dd)
+        self.conv1 = conv(channels, out_channels, backend=backend, **dd)
         self.emb_layers = _modulation_to(emb_channels, 2 * out_channels, dd)
         self.norm2 = LayerNorm32(out_channels, elementwise_affine=False, eps=1e-6, **dd)
-        self.conv2 = SparseSubMConv(out_channels, out_channels, kernel, backend=backend, **dd)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        self.conv2 = conv(out_channels, out_channels, backend=backend, **dd)
+        zero_output_(self.conv2)
         self.skip_connection = nn.Linear(channels, out_channels, **dd) if channels != out_channels else nn.Identity()
+
+    @property
+    def direction(self) -> str | None:
+        """``"down"``, ``"up"`` or None: what the block's resampling does."""
+        return None if self.resample is None else self.resample.direction
 
     def forward(
         self, x: SparseTensor, emb: Float[Tensor, "e d"], pool_map: PoolMap | tuple[PoolMap, PoolMap] | None = None
     ) -> SparseTensor | tuple[SparseTensor, PoolMap | tuple[PoolMap, PoolMap]]:
         made_map: PoolMap | tuple[PoolMap, PoolMap] | None = None
-        axis = self.resample_axis
-        if self.resample == "down":
-            if axis == "space":
-                x, made_map = spatial_downsample(x, pooling=self.pooling)
-            elif axis == "time":
-                x, made_map = temporal_downsample(x, pooling=self.pooling)
-            else:
-                x.layout.packed()  # odd T fails before any work
-                x, spatial_map = spatial_downsample(x, pooling=self.pooling)
-                x, temporal_map = temporal_downsample(x, pooling=self.pooling)
-                made_map = (spatial_map, temporal_map)
-        elif self.resample == "up":
+        entries_in = x.layout.num_entries
+        if self.direction == "down":
+            x, made_map = self.resample(x)
+        elif self.direction == "up":
             if pool_map is None:
                 raise ValueError("an up-sampling SparseResBlock needs the `pool_map` of its down-sampling")
-            if axis == "space":
-                x = spatial_upsample(x, pool_map)  # type: ignore[arg-type]
-            elif axis == "time":
-                x = temporal_upsample(x, pool_map)  # type: ignore[arg-type]
-            else:
-                spatial_map, temporal_map = pool_map  # type: ignore[misc]
-                x = spatial_upsample(temporal_upsample(x, temporal_map), spatial_map)
+            x = self.resample(x, pool_map)
         E = x.layout.num_entries
-        if emb.shape[0] == 2 * E and self.resample == "down" and self.resample_axis != "space":
+        if emb.shape[0] == 2 * E == entries_in:  # frame pairs were merged: one embedding per pair
             emb = emb.view(E, 2, -1).mean(dim=1)
         elif emb.shape[0] != E:
             raise ValueError(f"`emb` needs {E} rows (one per batch entry), got {tuple(emb.shape)}")

@@ -5,9 +5,12 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from ss4d.layers.registry import register_norm_layer
+
 __all__ = ["LayerNorm32", "MultiHeadRMSNorm"]
 
 
+@register_norm_layer("layernorm32")
 class LayerNorm32(nn.LayerNorm):
     """``nn.LayerNorm`` evaluated in float32 and cast back to the input dtype."""
 

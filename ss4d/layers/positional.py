@@ -1,6 +1,6 @@
 """Positional encodings: absolute 3D sinusoidal, 1D temporal RoPE, 3D RoPE, and the hybrid of them.
 
-The SS4D "hybrid 4D encoding" (DESIGN §4) = :class:`AbsolutePositionEmbedder` on integer voxel xyz,
+The SS4D "hybrid 4D encoding" (docs/design.md, "The blocks") = :class:`AbsolutePositionEmbedder` on integer voxel xyz,
 added to the tokens once, plus :class:`RotaryEmbedding` on the frame index inside every temporal
 self-attention (queries and keys, interleaved pairs, before the q/k RMS norm).
 """

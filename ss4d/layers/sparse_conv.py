@@ -56,6 +56,12 @@ class _SparseConvBase(nn.Module):
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
 
+    def zero_output_(self) -> None:
+        """Zero weight and bias (the zero-initialised last conv of a residual branch)."""
+        nn.init.zeros_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -121,7 +127,7 @@ class SparseConv4d(SparseSubMConv):
 
 
 class FactorizedSparseConv4d(nn.Module):
-    """Factorized 4D conv (DESIGN §4): a ``k_s^3`` spatial conv per frame, then a ``(k_t, 1, 1, 1)`` temporal conv.
+    """Factorized 4D conv (docs/design.md): a ``k_s^3`` spatial conv per frame, then a ``(k_t, 1, 1, 1)`` temporal conv.
 
     Args:
         in_channels, out_channels: channels; the spatial conv maps ``in -> out``, the temporal ``out -> out``.
@@ -145,6 +151,10 @@ class FactorizedSparseConv4d(nn.Module):
         kw = {"bias": bias, "backend": backend, "device": device, "dtype": dtype}
         self.spatial = SparseConv3d(in_channels, out_channels, spatial_kernel, **kw)
         self.temporal = SparseTemporalConv1d(out_channels, out_channels, temporal_kernel, **kw)
+
+    def zero_output_(self) -> None:
+        """Zero the temporal conv only, so the spatial conv still receives gradients."""
+        self.temporal.zero_output_()
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         return self.temporal(self.spatial(x))

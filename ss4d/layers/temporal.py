@@ -1,4 +1,4 @@
-"""`TemporalLayer`: self-attention across the frames of each sample (DESIGN §4, paper Eq. 2).
+"""`TemporalLayer`: self-attention across the frames of each sample (docs/design.md, paper Eq. 2).
 
 Tokens of the frames of one sample form one sequence, ``(B T) M C -> B (T M) C``, optionally cut into
 windows of ``window`` frames (shifted by ``window // 2`` when ``shift``), or into 4D windows of
@@ -17,25 +17,26 @@ In both modes ``forward`` returns the attention *update*; the block adds it (wit
 residual stream.
 """
 
-from typing import Literal
-
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from ss4d.layers.attention import AttentionCore
 from ss4d.layers.norm import LayerNorm32
+from ss4d.layers.registry import register_temporal_layer
 from ss4d.layers.windows import (
     TokenPartition,
     dense_temporal_partition,
     sparse_spacetime_window_partition,
     sparse_temporal_partition,
 )
+from ss4d.ops.modes import TemporalLayerMode, check_choice
 from ss4d.ops.sparse import SparseTensor
 
 __all__ = ["TemporalLayer"]
 
 
+@register_temporal_layer("temporal")
 class TemporalLayer(AttentionCore):
     """Multi-head self-attention over spacetime windows with temporal RoPE, for dense or sparse tokens.
 
@@ -62,7 +63,7 @@ class TemporalLayer(AttentionCore):
         window: int | None = None,
         shift: bool = False,
         window_xyz: int | None = None,
-        mode: Literal["expand", "insert"] = "expand",
+        mode: TemporalLayerMode = "expand",
         rope_base: float = 10000.0,
         use_rope: bool = True,
         qk_rms_norm: bool = False,
@@ -77,8 +78,7 @@ class TemporalLayer(AttentionCore):
             raise ValueError(f"`window_xyz` must be >= 1 or None, got {window_xyz}")
         if shift and window is None and window_xyz is None:
             raise ValueError("`shift=True` needs a `window` (frames) or a `window_xyz` (voxels)")
-        if mode not in ("expand", "insert"):
-            raise ValueError(f"`mode` must be 'expand' or 'insert', got {mode!r}")
+        check_choice(mode, TemporalLayerMode, "mode")
         dd = {"device": device, "dtype": dtype}
         super().__init__(
             dim,
@@ -93,8 +93,12 @@ class TemporalLayer(AttentionCore):
         self.window, self.shift, self.window_xyz, self.mode, self.use_rope = window, shift, window_xyz, mode, use_rope
         if mode == "insert":
             self.norm = LayerNorm32(dim, eps=1e-6, **dd)
-            nn.init.zeros_(self.to_out.weight)
-            nn.init.zeros_(self.to_out.bias)
+            self.zero_output_()
+
+    def zero_output_(self) -> None:
+        """Zero ``to_out``: the layer's update is 0, so inserting it changes no output (``mode="insert"``)."""
+        nn.init.zeros_(self.to_out.weight)
+        nn.init.zeros_(self.to_out.bias)
 
     @property
     def frame_shift(self) -> int:

@@ -1,4 +1,4 @@
-"""Token partitions for attention: which tokens attend together (DESIGN §4, official_facts.md §3.3-3.4).
+"""Token partitions for attention: which tokens attend together (docs/design.md, "The blocks").
 
 A :class:`TokenPartition` lists packed sequences (``cu_seqlens``) after an optional row permutation.
 Windows are computed per sample and never cross samples; end windows are shorter (no wrap-around,

@@ -20,8 +20,9 @@ from torch import nn
 
 from ss4d import __version__
 from ss4d.errors import CheckpointMismatchError
+from ss4d.layers.registry import BlockFactory, attention_layers, mlp_layers, norm_layers, temporal_layers
 
-__all__ = ["LoadReport", "ModelConfig", "ModelMixin", "atomic_write"]
+__all__ = ["BlockLayersConfig", "LoadReport", "ModelConfig", "ModelMixin", "atomic_write"]
 
 C = TypeVar("C", bound="ModelConfig")
 M = TypeVar("M", bound="ModelMixin")
@@ -58,6 +59,34 @@ class ModelConfig:
 
     def replace(self: C, **changes: Any) -> C:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockLayersConfig(ModelConfig):
+    """The sub-blocks a transformer model builds, by registered name (see :mod:`ss4d.layers.registry`).
+
+    A swapped block is a config value, so it round-trips through ``save_pretrained`` / ``from_pretrained``
+    (register the class before loading). ``attn_layer=None`` keeps each block's own attention.
+    """
+
+    temporal_layer: str = "temporal"
+    attn_layer: str | None = None
+    mlp_layer: str = "feedforward"
+    norm_layer: str = "layernorm32"
+
+    def validate(self) -> None:
+        self.layer_factories()  # unknown names fail here, listing the registered ones
+
+    def layer_factories(self) -> dict[str, BlockFactory]:
+        """The registered classes, as keyword arguments of the blocks."""
+        factories = {
+            "temporal_layer": temporal_layers.get(self.temporal_layer),
+            "mlp_layer": mlp_layers.get(self.mlp_layer),
+            "norm_layer": norm_layers.get(self.norm_layer),
+        }
+        if self.attn_layer is not None:
+            factories["attn_layer"] = attention_layers.get(self.attn_layer)
+        return factories
 
 
 @dataclass

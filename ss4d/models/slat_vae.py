@@ -15,7 +15,8 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ss4d.layers import AbsolutePositionEmbedder, SparseTransformerBlock
-from ss4d.models.base import ModelConfig, ModelMixin
+from ss4d.models.base import BlockLayersConfig, ModelMixin
+from ss4d.ops.modes import WindowedTemporalMode, check_choice
 from ss4d.ops.sparse import SparseTensor
 from ss4d.representations import GaussianActivation, Gaussians
 
@@ -29,7 +30,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, kw_only=True)
-class _SparseTransformerConfig(ModelConfig):
+class _SparseTransformerConfig(BlockLayersConfig):
     resolution: int = 64
     model_channels: int = 768
     latent_channels: int = 8
@@ -37,7 +38,7 @@ class _SparseTransformerConfig(ModelConfig):
     num_heads: int | None = None
     num_head_channels: int = 64
     mlp_ratio: float = 4.0
-    temporal: str = "expand"
+    temporal: WindowedTemporalMode = "expand"
     window: int | None = 8
     window_xyz: int | None = 8
     rope_base: float = 10000.0
@@ -48,10 +49,12 @@ class _SparseTransformerConfig(ModelConfig):
         return self.num_heads or self.model_channels // self.num_head_channels
 
     def validate(self) -> None:
+        super().validate()
+        if self.attn_layer is not None:
+            raise ValueError("attn_layer: the VAE's blocks attend through their temporal layer; set temporal_layer")
         if self.model_channels % self.heads:
             raise ValueError(f"model_channels {self.model_channels} must be divisible by the {self.heads} heads")
-        if self.temporal not in ("expand", "none"):
-            raise ValueError(f"temporal must be 'expand' or 'none', got {self.temporal!r}")
+        check_choice(self.temporal, WindowedTemporalMode, "temporal")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,13 +98,14 @@ class _SparseTransformer(ModelMixin):
                 C,
                 num_heads=config.heads,
                 mlp_ratio=config.mlp_ratio,
-                temporal=config.temporal,  # type: ignore[arg-type]
+                temporal=config.temporal,
                 window=config.window,
                 window_xyz=config.window_xyz,
                 shift=i % 2 == 1,
                 rope_base=config.rope_base,
                 qk_rms_norm=config.qk_rms_norm,
                 attn_backend=attn_backend,
+                **config.layer_factories(),
             )
             for i in range(config.num_blocks)
         )

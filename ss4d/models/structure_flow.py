@@ -14,48 +14,25 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ss4d.layers import AbsolutePositionEmbedder, ModulatedTransformerCrossBlock, TimestepEmbedder
-from ss4d.models.base import ModelConfig, ModelMixin
+from ss4d.layers import ModulatedTransformerCrossBlock
+from ss4d.models.dit import DiTFlow, DiTFlowConfig
 
 __all__ = ["StructureFlow4D", "StructureFlow4DConfig", "patchify", "unpatchify"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class StructureFlow4DConfig(ModelConfig):
-    """Defaults are the released SS4D structure flow (TRELLIS ``ss_flow_img_dit_L_16l8`` + temporal args)."""
+class StructureFlow4DConfig(DiTFlowConfig):
+    """Defaults are the released SS4D structure flow (TRELLIS ``ss_flow_img_dit_L_16l8`` + temporal args).
 
-    resolution: int = 16
-    in_channels: int = 8
-    model_channels: int = 1024
-    cond_channels: int = 1024
-    out_channels: int = 8
-    num_blocks: int = 24
-    num_heads: int | None = None
-    num_head_channels: int = 64
-    mlp_ratio: float = 4.0
+    ``temporal_layer`` / ``attn_layer`` / ``mlp_layer`` / ``norm_layer`` name registered sub-blocks.
+    """
+
     patch_size: int = 1
-    temporal: str = "expand"
-    window: int | None = 8
-    use_rope: bool = True
-    rope_base: float = 10000.0
-    qk_rms_norm: bool = True
-    qk_rms_norm_cross: bool = False
-    share_mod: bool = False
-    time_scale: float = 1000.0
-
-    @property
-    def heads(self) -> int:
-        return self.num_heads or self.model_channels // self.num_head_channels
 
     def validate(self) -> None:
+        super().validate()
         if self.resolution % self.patch_size:
             raise ValueError(f"resolution {self.resolution} must be divisible by patch_size {self.patch_size}")
-        if self.model_channels % self.heads:
-            raise ValueError(f"model_channels {self.model_channels} must be divisible by the {self.heads} heads")
-        if self.temporal not in ("expand", "insert", "none"):
-            raise ValueError(f"temporal must be 'expand', 'insert' or 'none', got {self.temporal!r}")
-        if self.window is not None and self.window < 1:
-            raise ValueError(f"window must be >= 1 or None, got {self.window}")
 
 
 def patchify(x: Float[Tensor, "n c r1 r2 r3"], p: int) -> Float[Tensor, "n l cp"]:
@@ -73,66 +50,25 @@ def unpatchify(h: Float[Tensor, "n l cp"], p: int, channels: int, resolution: in
     return x.reshape(N, channels, resolution, resolution, resolution)
 
 
-class StructureFlow4D(ModelMixin):
+class StructureFlow4D(DiTFlow):
     config_class = StructureFlow4DConfig
 
     def __init__(self, config: StructureFlow4DConfig, *, attn_backend: str = "auto") -> None:
         super().__init__(config)
         c = config
         C, p = c.model_channels, c.patch_size
-        self.t_embedder = TimestepEmbedder(C)
-        if c.share_mod:
-            self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
+        self._embedders()
         self.input_layer = nn.Linear(c.in_channels * p**3, C)
-        self.pos_embedder = AbsolutePositionEmbedder(C, 3)
-        self.blocks = nn.ModuleList(
-            ModulatedTransformerCrossBlock(
-                C,
-                c.cond_channels,
-                num_heads=c.heads,
-                mlp_ratio=c.mlp_ratio,
-                temporal=c.temporal,  # type: ignore[arg-type]
-                window=c.window,
-                shift=c.window is not None and i % 2 == 1,
-                rope_base=c.rope_base,
-                use_rope=c.use_rope,
-                qk_rms_norm=c.qk_rms_norm,
-                qk_rms_norm_cross=c.qk_rms_norm_cross,
-                share_mod=c.share_mod,
-                attn_backend=attn_backend,
-            )
-            for i in range(c.num_blocks)
-        )
+        self._trunk(ModulatedTransformerCrossBlock, attn_backend)
         self.out_layer = nn.Linear(C, c.out_channels * p**3)
         self.initialize_weights()
-
-    def initialize_weights(self) -> None:
-        """TRELLIS's init: Xavier Linear, zero biases; N(0, 0.02) timestep MLP; zero adaLN and output layer."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
-        for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
-            nn.init.normal_(layer.weight, std=0.02)
-        for block in self.blocks:
-            if not self.config.share_mod:
-                nn.init.zeros_(block.adaLN_modulation[1].weight)
-                nn.init.zeros_(block.adaLN_modulation[1].bias)
-            if self.config.temporal == "insert":
-                nn.init.zeros_(block.temporal_attn.to_out.weight)
-                nn.init.zeros_(block.temporal_attn.to_out.bias)
-        if self.config.share_mod:
-            nn.init.zeros_(self.adaLN_modulation[1].weight)
-            nn.init.zeros_(self.adaLN_modulation[1].bias)
-        nn.init.zeros_(self.out_layer.weight)
-        nn.init.zeros_(self.out_layer.bias)
 
     def pos_emb(self) -> Float[Tensor, "l c"]:
         """Absolute embedding of the patch grid, index ``x * G^2 + y * G + z`` (computed, not stored)."""
         g = self.config.resolution // self.config.patch_size
         axis = torch.arange(g, device=self.input_layer.weight.device)
         grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
-        return self.pos_embedder(grid)
+        return self.pos_embedder.embed(grid)
 
     def forward(
         self,

@@ -3,9 +3,11 @@
 import importlib
 from types import ModuleType
 
+import torch
+
 from ss4d.errors import BackendUnavailableError
 
-__all__ = ["is_importable", "require"]
+__all__ = ["CudaPackage", "is_importable", "require"]
 
 
 def is_importable(module: str) -> bool:
@@ -23,3 +25,22 @@ def require(module: str, *, hint: str) -> ModuleType:
         return importlib.import_module(module)
     except Exception as e:  # noqa: BLE001
         raise BackendUnavailableError(f"`{module}` cannot be imported ({type(e).__name__}: {e}). {hint}") from e
+
+
+class CudaPackage:
+    """Availability of a backend that runs on CUDA only and needs the optional package ``module``.
+
+    Mixed into backend classes (which set ``name`` and ``module``); gives the registry's ``is_available`` and
+    ``unavailable_reason``.
+    """
+
+    name: str
+    module: str
+
+    def is_available(self, device: torch.device) -> bool:
+        return device.type == "cuda" and is_importable(self.module)
+
+    def unavailable_reason(self, device: torch.device) -> str:
+        if device.type != "cuda":
+            return f"ss4d runs {self.name} on CUDA only, not {device.type}."
+        return "" if is_importable(self.module) else f"{self.name} is not installed."

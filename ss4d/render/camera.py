@@ -1,7 +1,7 @@
 """Cameras (OpenCV convention: x right, y down, z forward; world -> camera extrinsics), in one place.
 
-ss4d's world is z-up with the object in [-0.5, 0.5]^3 (DESIGN §3). Intrinsics are stored in pixels;
-:meth:`Camera.normalized_intrinsics` gives them divided by the image size.
+ss4d's world is z-up with the object in [-0.5, 0.5]^3 (docs/design.md, "Spacetime layout"). Intrinsics are
+stored in pixels; :meth:`Camera.normalized_intrinsics` gives them divided by the image size.
 """
 
 import math

@@ -19,11 +19,20 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ss4d.ops._optional import is_importable, require
+from ss4d.ops._optional import CudaPackage, require
+from ss4d.ops.registry import BackendRegistry
 from ss4d.render.camera import Camera
 from ss4d.representations.gaussians import Gaussians, quaternion_to_matrix
 
-__all__ = ["RenderOutput", "project_gaussians", "rasterize", "render_gaussians"]
+__all__ = [
+    "GsplatRenderer",
+    "RenderOutput",
+    "TorchRenderer",
+    "project_gaussians",
+    "rasterize",
+    "render_backends",
+    "render_gaussians",
+]
 
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
@@ -174,39 +183,57 @@ def render_gaussians(
 ) -> RenderOutput:
     """Render activated :class:`Gaussians` (SH degree 0 colour ``0.28209479 f_dc + 0.5``, clamped at 0).
 
-    ``backend``: ``"torch"`` (this module), ``"gsplat"`` (CUDA, ``pip install gsplat``), or ``"auto"`` =
-    gsplat for CUDA tensors when it is installed, else torch.
+    ``backend``: a name of :data:`render_backends` (``"torch"``: this module; ``"gsplat"``: CUDA,
+    ``pip install gsplat``) or ``"auto"`` = the available one of highest priority (gsplat for CUDA tensors
+    when it is installed, else torch).
     """
     colors = (0.28209479 * gaussians.features[:, 0] + 0.5).clamp_min(0)
-    if backend not in ("auto", "torch", "gsplat"):
-        raise ValueError(f"`backend` must be 'auto', 'torch' or 'gsplat', got {backend!r}")
-    on_cuda = gaussians.xyz.is_cuda
-    if backend == "gsplat" or (backend == "auto" and on_cuda and is_importable("gsplat")):
-        return _render_gsplat(gaussians, colors, camera, background, filter_2d)
-    proj = project_gaussians(
-        gaussians.xyz,
-        gaussians.rotation,
-        gaussians.scaling,
-        gaussians.opacity[:, 0],
-        colors,
-        camera,
-        filter_2d=filter_2d,
-    )
-    return rasterize(proj, camera.width, camera.height, background=background, tile=tile, chunk=chunk)
+    impl = render_backends.resolve(backend, gaussians.xyz.device)
+    return impl.render(gaussians, colors, camera, background=background, filter_2d=filter_2d, tile=tile, chunk=chunk)
 
 
-def _render_gsplat(
-    g: Gaussians, colors: Tensor, camera: Camera, background: Tensor | None, filter_2d: float
-) -> RenderOutput:
+class TorchRenderer:
+    """This module's tiled rasteriser: any device, autograd-differentiable (the reference)."""
+
+    name = "torch"
+    install_hint = ""
+
+    def is_available(self, device: torch.device) -> bool:
+        return True
+
+    def unavailable_reason(self, device: torch.device) -> str:
+        return ""
+
+    def render(
+        self, g: Gaussians, colors: Tensor, camera: Camera, *, background: Tensor | None, filter_2d: float, tile: int,
+        chunk: int,
+    ) -> RenderOutput:  # fmt: skip
+        proj = project_gaussians(g.xyz, g.rotation, g.scaling, g.opacity[:, 0], colors, camera, filter_2d=filter_2d)
+        return rasterize(proj, camera.width, camera.height, background=background, tile=tile, chunk=chunk)
+
+
+class GsplatRenderer(CudaPackage):
     """gsplat's CUDA rasteriser with the same conventions (wxyz quaternions, 2D filter as ``eps2d``)."""
-    gsplat = require("gsplat", hint="gsplat renders on CUDA: pip install gsplat")
-    if not g.xyz.is_cuda:
-        raise ValueError("the gsplat backend needs CUDA tensors; use backend='torch' on CPU")
-    dev, dtype = g.xyz.device, g.xyz.dtype
-    K = torch.tensor([[camera.fx, 0, camera.cx], [0, camera.fy, camera.cy], [0, 0, 1]], device=dev, dtype=dtype)
-    bg = None if background is None else background.to(dev, dtype)[None]
-    rgbd, alpha, _ = gsplat.rasterization(
-        g.xyz, g.rotation, g.scaling, g.opacity[:, 0], colors, camera.viewmat.to(dev, dtype)[None], K[None],
-        camera.width, camera.height, near_plane=0.01, eps2d=filter_2d, backgrounds=bg, render_mode="RGB+ED",
-    )  # fmt: skip
-    return RenderOutput(rgbd[0, ..., :3], alpha[0, ..., 0], rgbd[0, ..., 3])
+
+    name = "gsplat"
+    module = "gsplat"
+    install_hint = "gsplat renders CUDA tensors (use backend='torch' on CPU): pip install gsplat"
+
+    def render(
+        self, g: Gaussians, colors: Tensor, camera: Camera, *, background: Tensor | None, filter_2d: float, tile: int,
+        chunk: int,
+    ) -> RenderOutput:  # fmt: skip
+        gsplat = require("gsplat", hint=self.install_hint)
+        dev, dtype = g.xyz.device, g.xyz.dtype
+        K = torch.tensor([[camera.fx, 0, camera.cx], [0, camera.fy, camera.cy], [0, 0, 1]], device=dev, dtype=dtype)
+        bg = None if background is None else background.to(dev, dtype)[None]
+        rgbd, alpha, _ = gsplat.rasterization(
+            g.xyz, g.rotation, g.scaling, g.opacity[:, 0], colors, camera.viewmat.to(dev, dtype)[None], K[None],
+            camera.width, camera.height, near_plane=0.01, eps2d=filter_2d, backgrounds=bg, render_mode="RGB+ED",
+        )  # fmt: skip
+        return RenderOutput(rgbd[0, ..., :3], alpha[0, ..., 0], rgbd[0, ..., 3])
+
+
+render_backends: BackendRegistry[TorchRenderer | GsplatRenderer] = BackendRegistry("render", fallback="torch")
+render_backends.register(TorchRenderer(), priority={"cpu": 10, "cuda": 10})
+render_backends.register(GsplatRenderer(), priority={"cuda": 20})

@@ -1,4 +1,4 @@
-"""Losses (TRELLIS recipes, official_facts.md §6.1)."""
+"""Losses (TRELLIS recipes; docs/design.md)."""
 
 import torch
 from torch import Tensor

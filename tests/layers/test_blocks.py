@@ -2,13 +2,21 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from ss4d.errors import FrameCountError
 from ss4d.layers import (
+    FactorizedSparseConv4d,
     ModulatedSparseTransformerCrossBlock,
     ModulatedTransformerCrossBlock,
+    SpacetimeDownsample,
+    SpacetimeUpsample,
+    SparseConv4d,
     SparseResBlock,
+    SparseTemporalConv1d,
     SparseTransformerBlock,
+    TemporalPack,
+    TemporalUnpack,
     TimestepEmbedder,
 )
 from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
@@ -140,16 +148,19 @@ def test_one_optimizer_step_changes_every_parameter():
 
 def test_res_block_is_identity_plus_skip_at_init():
     x, emb, _ = _sparse_inputs()
-    same = SparseResBlock(C, C, C, conv="4d")
+    same = SparseResBlock(C, C, C, conv=SparseConv4d)
     torch.testing.assert_close(same(x, emb).feats, x.feats)
-    wider = SparseResBlock(C, C, 2 * C, conv="1d")
+    wider = SparseResBlock(C, C, 2 * C, conv=SparseTemporalConv1d)
     torch.testing.assert_close(wider(x, emb).feats, wider.skip_connection(x.feats))
+    factorized = SparseResBlock(C, C, C, conv=FactorizedSparseConv4d)  # zero temporal conv, live spatial conv
+    torch.testing.assert_close(factorized(x, emb).feats, x.feats)
+    assert factorized.conv2.spatial.weight.abs().sum() > 0 and not factorized.conv2.temporal.weight.any()
 
 
 def test_res_block_resampling_round_trip_and_errors():
     x, emb, _ = _sparse_inputs(T=4)
-    down = SparseResBlock(C, C, C, conv="1d", resample="down", resample_axis="time")
-    up = SparseResBlock(C, C, C, conv="1d", resample="up", resample_axis="time")
+    down = SparseResBlock(C, C, C, conv=SparseTemporalConv1d, resample=TemporalPack())
+    up = SparseResBlock(C, C, C, conv=SparseTemporalConv1d, resample=TemporalUnpack())
     packed, pmap = down(x, emb)  # emb has 2x the packed entries: averaged over frame pairs
     assert packed.layout == SpacetimeLayout(2, 2)
     assert up(packed, emb, pmap).same_sites(x)
@@ -160,6 +171,17 @@ def test_res_block_resampling_round_trip_and_errors():
     odd = random_sparse(0, num_frames=3, shape=(4, 4, 4), density=0.3, channels=C)
     with pytest.raises(FrameCountError, match="even"):
         down(odd, torch.zeros(3, C))
+    with pytest.raises(ValueError, match="down- or up-sampling module"):
+        SparseResBlock(C, C, C, resample=nn.Identity())
+
+
+def test_res_block_spacetime_resampling_round_trip():
+    x, emb, _ = _sparse_inputs(T=4)
+    down = SparseResBlock(C, C, C, conv=FactorizedSparseConv4d, resample=SpacetimeDownsample())
+    up = SparseResBlock(C, C, C, conv=FactorizedSparseConv4d, resample=SpacetimeUpsample())
+    packed, maps = down(x, emb)
+    assert packed.layout == SpacetimeLayout(2, 2) and len(maps) == 2
+    assert up(packed, emb, maps).same_sites(x)
 
 
 def test_sparse_cross_attention_needs_one_context_per_entry():

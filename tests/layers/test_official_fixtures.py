@@ -7,9 +7,14 @@ from ss4d.layers import (
     AbsolutePositionEmbedder,
     ModulatedSparseTransformerCrossBlock,
     ModulatedTransformerCrossBlock,
+    SparseConv3d,
     SparseResBlock,
+    SparseTemporalConv1d,
     SparseTransformerBlock,
+    SpatialDownsample,
     TemporalLayer,
+    TemporalPack,
+    TemporalUnpack,
     TimestepEmbedder,
     dense_temporal_partition,
 )
@@ -121,9 +126,9 @@ class TestSLatFlowBlocks:
     def test_spatial_res_blocks(self, slatflow):
         emb = self._emb(slatflow)
         x = slatflow.sparse("mid.input_layer", shape=16)
-        b0 = load_strict(SparseResBlock(32, 64, 32, conv="3d"), slatflow.state("input_blocks.0."))
+        b0 = load_strict(SparseResBlock(32, 64, 32, conv=SparseConv3d), slatflow.state("input_blocks.0."))
         b1 = load_strict(
-            SparseResBlock(32, 64, 64, conv="3d", resample="down", pooling="official"),
+            SparseResBlock(32, 64, 64, conv=SparseConv3d, resample=SpatialDownsample(pooling="official")),
             slatflow.state("input_blocks.1."),
         )
         with torch.no_grad():
@@ -136,13 +141,13 @@ class TestSLatFlowBlocks:
     def test_temporal_res_blocks_and_upsample(self, slatflow):
         emb = self._emb(slatflow)
         x = slatflow.sparse("mid.input_blocks.1", shape=8)
-        t0 = load_strict(SparseResBlock(64, 64, 64, conv="1d"), slatflow.state("input_blocks_t.0."))
+        t0 = load_strict(SparseResBlock(64, 64, 64, conv=SparseTemporalConv1d), slatflow.state("input_blocks_t.0."))
         t1 = load_strict(
-            SparseResBlock(64, 64, 64, conv="1d", resample="down", resample_axis="time", pooling="official"),
+            SparseResBlock(64, 64, 64, conv=SparseTemporalConv1d, resample=TemporalPack(pooling="official")),
             slatflow.state("input_blocks_t.1."),
         )
         up = load_strict(
-            SparseResBlock(128, 64, 64, conv="1d", resample="up", resample_axis="time"),
+            SparseResBlock(128, 64, 64, conv=SparseTemporalConv1d, resample=TemporalUnpack()),
             slatflow.state("out_blocks_t.0."),
         )
         with torch.no_grad():

@@ -20,6 +20,7 @@ from ss4d.models import (
     StructureFlow4D,
     StructureFlow4DConfig,
 )
+from ss4d.models.slat_flow import compnet_variants
 from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
 
 TINY = {
@@ -106,7 +107,7 @@ def test_forward_shapes_over_frame_counts(name, T):
 def test_slat_flow_output_sites_equal_input_sites_for_every_conv_type():
     _, cfg = TINY["slat_flow"]
     x = _voxels(2, 4, cfg.resolution, cfg.in_channels)
-    for conv_type in ("3d_1d", "3d_4d", "4d", "none", "3d"):
+    for conv_type in compnet_variants.names():  # every registered CompNet variant
         model = SLatFlow4D(cfg.replace(conv_type=conv_type))
         out = model(x, torch.rand(2), torch.randn(2, 4, 3, cfg.cond_channels))
         assert out.same_sites(x), conv_type

@@ -15,7 +15,7 @@ BACKENDS = [
             reason=f"{n}: {attention_backends.get(n).unavailable_reason(torch.device('cpu'))}",
         ),
     )
-    for n in ("naive", "sdpa", "flash_attn", "xformers")
+    for n in attention_backends.names()  # every registered backend, so a new one cannot escape
 ]
 
 
@@ -83,3 +83,10 @@ def test_backend_errors():
 
 def test_auto_is_sdpa_on_cpu():
     assert attention_backends.resolve("auto", "cpu").name == "sdpa"
+
+
+def test_auto_reads_the_registered_priorities():
+    assert attention_backends.priority("cuda") == ["flash_attn", "xformers", "sdpa"]
+    assert attention_backends.priority("cpu") == ["sdpa"]  # naive: by name only
+    assert attention_backends.resolve("auto", "cpu").name == "sdpa"
+    assert attention_backends.resolve("auto", "meta").name == "sdpa"  # no priority there: the fallback

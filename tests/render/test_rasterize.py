@@ -3,7 +3,15 @@ import math
 import pytest
 import torch
 
-from ss4d.render import Camera, look_at, orbit_cameras, project_gaussians, rasterize, render_gaussians
+from ss4d.render import (
+    Camera,
+    look_at,
+    orbit_cameras,
+    project_gaussians,
+    rasterize,
+    render_backends,
+    render_gaussians,
+)
 from ss4d.representations import Gaussians
 
 
@@ -116,14 +124,21 @@ def test_unknown_backend_and_gsplat_on_cpu():
         render_gaussians(gs, cam, backend="gsplat")
 
 
+def test_render_auto_reads_the_registry_priority():
+    assert render_backends.priority("cuda") == ["gsplat", "torch"] and render_backends.priority("cpu") == ["torch"]
+    assert render_backends.resolve("auto", "cpu").name == "torch"
+
+
 @pytest.mark.cuda
-def test_gsplat_matches_torch_on_cuda():
-    pytest.importorskip("gsplat")
+@pytest.mark.parametrize("backend", render_backends.names())  # every registered renderer
+def test_every_renderer_matches_torch_on_cuda(backend):
+    if backend not in render_backends.available("cuda"):
+        pytest.skip(f"{backend}: {render_backends.get(backend).unavailable_reason(torch.device('cuda'))}")
     g = torch.Generator().manual_seed(0)
     n = 300
     xyz, dc = torch.rand(n, 3, generator=g) * 0.5 + 0.25, torch.randn(n, 1, 3, generator=g)
     gs = Gaussians(xyz, dc, torch.full((n, 3), 3.0), torch.randn(n, 4, generator=g) * 0.2, torch.full((n, 1), 2.0))
     cam = orbit_cameras(1, size=64)[0]
     ref = render_gaussians(gs, cam, backend="torch").color
-    got = render_gaussians(gs.to("cuda"), cam, backend="gsplat").color.cpu()
+    got = render_gaussians(gs.to("cuda"), cam, backend=backend).color.cpu()
     assert float((got - ref).abs().mean()) < 0.02

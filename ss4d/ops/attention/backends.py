@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int32
 from torch import Tensor
 
-from ss4d.ops._optional import is_importable, require
+from ss4d.ops._optional import CudaPackage, require
 from ss4d.ops.registry import BackendRegistry
 
 __all__ = [
@@ -140,19 +140,12 @@ class SdpaBackend(AttentionBackend):
         return out
 
 
-class FlashAttnBackend(AttentionBackend):
+class FlashAttnBackend(CudaPackage, AttentionBackend):
     """flash-attn 2 (CUDA, fp16/bf16): ``flash_attn_func`` and ``flash_attn_varlen_func``."""
 
     name = "flash_attn"
+    module = "flash_attn"
     install_hint = "Install it on a CUDA machine with `pip install 'ss4d[flash]'` (builds flash-attn)."
-
-    def is_available(self, device: torch.device) -> bool:
-        return device.type == "cuda" and is_importable("flash_attn")
-
-    def unavailable_reason(self, device: torch.device) -> str:
-        if device.type != "cuda":
-            return f"flash-attn runs on CUDA only, not {device.type}."
-        return "" if self.is_available(device) else "flash-attn is not installed."
 
     def accepts(self, q: Tensor) -> bool:
         return q.dtype in (torch.float16, torch.bfloat16)
@@ -169,19 +162,12 @@ class FlashAttnBackend(AttentionBackend):
         return fa.flash_attn_varlen_func(q, k, v, cu_q, cu_k, max_q, max_k, softmax_scale=scale)
 
 
-class XformersBackend(AttentionBackend):
+class XformersBackend(CudaPackage, AttentionBackend):
     """xformers memory-efficient attention with a block-diagonal mask for varlen sequences."""
 
     name = "xformers"
+    module = "xformers.ops"
     install_hint = "Install it with `pip install xformers` (matching your torch build)."
-
-    def is_available(self, device: torch.device) -> bool:
-        return device.type == "cuda" and is_importable("xformers.ops")
-
-    def unavailable_reason(self, device: torch.device) -> str:
-        if device.type != "cuda":
-            return f"ss4d uses xformers on CUDA only, not {device.type}."
-        return "" if self.is_available(device) else "xformers is not installed."
 
     def dense(self, q, k, v, scale):
         xops = require("xformers.ops", hint=self.install_hint)
@@ -194,14 +180,9 @@ class XformersBackend(AttentionBackend):
         return xops.memory_efficient_attention(q[None], k[None], v[None], attn_bias=mask, scale=scale)[0]
 
 
-def _preference(device_type: str) -> list[str]:
-    if device_type == "cuda":
-        return ["flash_attn", "xformers", "sdpa"]
-    return ["sdpa"]
-
-
-attention_backends: BackendRegistry[AttentionBackend] = BackendRegistry(
-    "attention", preference=_preference, fallback="sdpa"
-)
-for _backend in (NaiveBackend(), SdpaBackend(), FlashAttnBackend(), XformersBackend()):
-    attention_backends.register(_backend)
+attention_backends: BackendRegistry[AttentionBackend] = BackendRegistry("attention", fallback="sdpa")
+# "auto": flash_attn -> xformers -> sdpa on CUDA, sdpa elsewhere; naive (the reference) only by name
+attention_backends.register(NaiveBackend())
+attention_backends.register(SdpaBackend(), priority={"cpu": 10, "cuda": 10, "mps": 10})
+attention_backends.register(FlashAttnBackend(), priority={"cuda": 30})
+attention_backends.register(XformersBackend(), priority={"cuda": 20})

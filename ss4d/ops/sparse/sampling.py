@@ -8,8 +8,8 @@ Pooling modes:
 
 * ``"mean"``: the true mean over the fine voxels merged into a coarse one (default for new models);
 * ``"official"``: ``sum / (n + 1)``, what the official SS4D / TRELLIS code computes (its
-  ``scatter_reduce(..., "mean")`` includes the zero initial value; shared/reference/official_facts.md
-  §4.4, §8.2). Pretrained SS4D and TRELLIS weights expect it; converted checkpoints switch it on.
+  ``scatter_reduce(..., "mean")`` includes the zero initial value; docs/design.md, "Official quirks
+  kept"). Pretrained SS4D and TRELLIS weights expect it; converted checkpoints switch it on.
 """
 
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from jaxtyping import Float, Int64
 from torch import Tensor
 
 from ss4d.errors import MappingMismatchError
+from ss4d.ops.modes import Pooling, check_choice
 from ss4d.ops.sparse.kernel_map import pool_sites
 from ss4d.ops.sparse.layout import SpacetimeLayout
 from ss4d.ops.sparse.sites import SparseSites
@@ -34,8 +35,6 @@ __all__ = [
     "temporal_downsample",
     "temporal_upsample",
 ]
-
-Pooling = Literal["mean", "official"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,15 +51,10 @@ class PoolMap:
 
 def pool_features(feats: Float[Tensor, "n c"], pool_map: PoolMap, pooling: Pooling = "mean") -> Float[Tensor, "m c"]:
     """Reduce fine rows into their coarse parents (``"mean"`` or the official ``sum / (n + 1)``)."""
-    _check_pooling(pooling)
+    check_choice(pooling, Pooling, "pooling")
     summed = feats.new_zeros(pool_map.coarse.num_voxels, feats.shape[1]).index_add(0, pool_map.parent, feats)
     denom = pool_map.counts + (1 if pooling == "official" else 0)
     return summed / denom.to(feats.dtype).unsqueeze(1)
-
-
-def _check_pooling(pooling: str) -> None:
-    if pooling not in ("mean", "official"):
-        raise ValueError(f"`pooling` must be 'mean' or 'official' (sum / (n + 1)), got {pooling!r}")
 
 
 def spatial_downsample(x: SparseTensor, factor: int = 2, *, pooling: Pooling = "mean") -> tuple[SparseTensor, PoolMap]:
@@ -69,7 +63,7 @@ def spatial_downsample(x: SparseTensor, factor: int = 2, *, pooling: Pooling = "
     Returns the coarse tensor (grid ``ceil(S / factor)``, rows sorted by ``(entry, x, y, z)``) and the map
     that :func:`spatial_upsample` inverts.
     """
-    _check_pooling(pooling)
+    check_choice(pooling, Pooling, "pooling")
     if not isinstance(factor, int) or factor < 1:
         raise ValueError(f"`factor` must be an int >= 1, got {factor!r}")
     pool_map = x.sites.memo(("spatial_pool", factor), lambda: _spatial_map(x.sites, factor))
@@ -87,12 +81,12 @@ def _spatial_map(sites: SparseSites, factor: int) -> PoolMap:
 def temporal_downsample(x: SparseTensor, *, pooling: Pooling = "mean") -> tuple[SparseTensor, PoolMap]:
     """Merge frames ``(2k, 2k + 1)`` of each sample at the same xyz: layout ``(B, T) -> (B, T // 2)``.
 
-    The coarse voxel set is the union of the two frames' sets (DESIGN §4, official_facts.md §4.5).
+    The coarse voxel set is the union of the two frames' sets (docs/design.md, "The blocks").
 
     Raises:
         FrameCountError: odd ``T``.
     """
-    _check_pooling(pooling)
+    check_choice(pooling, Pooling, "pooling")
     x.layout.packed()  # raises FrameCountError on odd T
     pool_map = x.sites.memo(("temporal_pool", 2), lambda: _temporal_map(x.sites))
     return SparseTensor.from_sites(pool_features(x.feats, pool_map, pooling), pool_map.coarse), pool_map

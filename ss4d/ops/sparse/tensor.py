@@ -1,4 +1,4 @@
-"""`SparseTensor`: features on active voxels of a spacetime grid (DESIGN §3).
+"""`SparseTensor`: features on active voxels of a spacetime grid (docs/design.md, "Spacetime layout").
 
 ``feats [n, c]`` float, ``coords [n, 4]`` int32 ``(b*T + t, x, y, z)``, and a
 :class:`SpacetimeLayout` ``(batch_size B, num_frames T)`` carried by the tensor, so no block needs a

@@ -43,9 +43,10 @@ class _Missing:
 
 
 def test_registry_resolution_rules():
-    reg = BackendRegistry("demo", preference=lambda dev: ["missing", "torch"], fallback="torch")
-    reg.register(TorchBackend())
-    reg.register(_Missing())
+    reg = BackendRegistry("demo", fallback="torch")
+    reg.register(TorchBackend(), priority={"cpu": 1})
+    reg.register(_Missing(), priority={"cpu": 2})
+    assert reg.priority("cpu") == ["missing", "torch"] and reg.priority("cuda") == []
     with pytest.raises(ValueError, match="already registered"):
         reg.register(TorchBackend())
     assert reg.resolve("auto", "cpu").name == "torch"  # skips the unavailable preferred one
@@ -56,6 +57,11 @@ def test_registry_resolution_rules():
     with pytest.raises(UnknownBackendError), reg.use("nope"):
         pass
     assert reg.available("cpu") == ["torch"]
+
+
+def test_sparse_conv_auto_priorities():
+    assert sparse_conv_backends.priority("cuda") == ["spconv", "torchsparse", "torch"]
+    assert sparse_conv_backends.priority("cpu") == ["torch"]
 
 
 @pytest.mark.skipif("spconv" not in sparse_conv_backends.available("cpu"), reason="spconv not installed")
@@ -124,7 +130,7 @@ def test_cuda_device_sparse_tensor_moves():
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("backend", ["torch", "spconv", "torchsparse"])
+@pytest.mark.parametrize("backend", sparse_conv_backends.names())
 def test_subm_conv_cuda_matches_cpu(backend):
     if backend not in sparse_conv_backends.available("cuda"):
         pytest.skip(f"{backend} unavailable on CUDA")

@@ -1,7 +1,9 @@
 """Sparse-convolution backends behind one registry: ``torch`` (reference), ``spconv``, ``torchsparse``.
 
-``"auto"`` picks, per device, the first available of :func:`preference` (measured in
-``benchmarks/``), falling back to ``torch``. ``sparse_conv_backends.use(name)`` scopes a default.
+Each backend registers with a per-device priority (measured in ``benchmarks/``); ``"auto"`` picks the
+available one of highest priority, falling back to ``torch``. A user backend joins ``"auto"`` by
+registering with a priority (see ``examples/custom_sparse_backend.py``).
+``sparse_conv_backends.use(name)`` scopes a default.
 """
 
 from ss4d.ops.registry import BackendRegistry
@@ -16,21 +18,12 @@ __all__ = [
     "TorchBackend",
     "TorchsparseBackend",
     "gather_gemm_scatter",
-    "preference",
     "sparse_conv_backends",
 ]
 
 
-def preference(device_type: str) -> list[str]:
-    """Backends ``"auto"`` tries on a device type, fastest first (see benchmarks/results/)."""
-    if device_type == "cuda":
-        return ["spconv", "torchsparse", "torch"]
-    return ["torch"]
-
-
-sparse_conv_backends: BackendRegistry[SparseConvBackend] = BackendRegistry(
-    "sparse-conv", preference=preference, fallback="torch"
-)
-sparse_conv_backends.register(TorchBackend())
-sparse_conv_backends.register(SpconvBackend())
-sparse_conv_backends.register(TorchsparseBackend())
+sparse_conv_backends: BackendRegistry[SparseConvBackend] = BackendRegistry("sparse-conv", fallback="torch")
+# priorities: fastest first on CUDA (benchmarks/results/sparse_conv.md); on CPU the reference wins
+sparse_conv_backends.register(TorchBackend(), priority={"cpu": 10, "cuda": 10})
+sparse_conv_backends.register(SpconvBackend(), priority={"cuda": 30})
+sparse_conv_backends.register(TorchsparseBackend(), priority={"cuda": 20})

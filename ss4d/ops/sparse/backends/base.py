@@ -1,4 +1,4 @@
-"""The sparse-convolution backend interface (DESIGN §5)."""
+"""The sparse-convolution backend interface (docs/design.md, "Backends")."""
 
 from abc import ABC, abstractmethod
 

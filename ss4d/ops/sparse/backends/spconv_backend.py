@@ -5,7 +5,7 @@
 * Strided and inverse convs run spconv's gather-GEMM-scatter on ss4d's own pairs, so the coarse sites and
   their order are the same on every backend.
 
-Two defects of the CPU build (shared/reference/backends.md) are handled here, not by the caller:
+Defects of the CPU build (docs/design.md, "Backends") are handled here, not by the caller:
 
 1. with more than one torch intra-op thread its CPU conv returns wrong rows: every spconv call on
    CPU (forward and backward) runs with one thread, and the caller's setting is restored afterwards;

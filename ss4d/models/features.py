@@ -1,5 +1,8 @@
 """Image feature extractors for per-voxel feature aggregation (``make_clip``, ``load_rendered_clip``).
 
+They live on the models floor because DINOv2 is a model; ``ss4d.data`` takes any extractor as a
+callable and imports nothing from ``ss4d.models``.
+
 An extractor maps one RGBA view ``[4, S, S]`` (float, [0, 1]) to a feature map ``[C, s, s]``; voxel features
 are then sampled bilinearly at each voxel's projection, so ``s`` need not equal ``S``.
 
@@ -15,6 +18,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ss4d.data.synthetic import rgb_features
+from ss4d.models.condition import DinoV2Encoder, normalize_for_dinov2
 
 __all__ = ["DinoV2Features", "feature_extractor", "rgb_features"]
 
@@ -29,8 +33,6 @@ class DinoV2Features:
     """
 
     def __init__(self, path: str | Path, *, image_size: int = 518, device: str | torch.device = "cpu") -> None:
-        from ss4d.models.condition import DinoV2Encoder
-
         self.encoder = DinoV2Encoder(path, image_size=image_size).to(device)
         config = self.encoder.model.config
         if image_size % config.patch_size:
@@ -42,8 +44,6 @@ class DinoV2Features:
 
     @torch.no_grad()
     def __call__(self, image: Float[Tensor, "4 s s"]) -> Float[Tensor, "c g g"]:
-        from ss4d.models.condition import normalize_for_dinov2
-
         rgb = (image[:3] * image[3:4])[None].to(self.device)
         dtype = next(self.encoder.model.parameters()).dtype
         pixels = normalize_for_dinov2(rgb.to(dtype), self.encoder.image_size)
