@@ -205,7 +205,9 @@ def state_from_official(model: ModelMixin, state: dict[str, torch.Tensor]) -> di
     for key, value in state.items():
         if key == "pos_emb" and isinstance(model, StructureFlow4D):
             ours = model.pos_emb().to(value.dtype)
-            if value.shape != ours.shape or not torch.allclose(value.float(), ours.float(), atol=1e-3):
+            if value.shape != ours.shape or (
+                not value.is_meta and not torch.allclose(value.float(), ours.float(), atol=1e-3)
+            ):  # meta tensors (header-only checks): the shape is all there is
                 raise CheckpointMismatchError(
                     "pos_emb in the checkpoint differs from the absolute embedding ss4d computes"
                 )

@@ -38,6 +38,7 @@ from ss4d.models.base import atomic_write
 from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
 from ss4d.pipelines.output import SS4DOutput
 from ss4d.pipelines.preprocess import Preprocessed, pad_frames, preprocess_clip
+from ss4d.pipelines.runtime import PipelineRuntime, stage
 from ss4d.pipelines.scheduler import FlowMatchingScheduler
 from ss4d.representations import Gaussians
 
@@ -90,6 +91,7 @@ class SS4DPipeline:
         self.slat_std = tuple(float(v) for v in (slat_std or [1.0] * latent))
         self.structure_sampler, self.slat_sampler = structure_sampler, slat_sampler
         self.sigma_min = sigma_min
+        self.runtime = PipelineRuntime()
         self._check_components()
 
     def _check_components(self) -> None:
@@ -127,25 +129,42 @@ class SS4DPipeline:
         *,
         device: torch.device | str = "cpu",
         dtype: torch.dtype | None = None,
-        local_files_only: bool = True,
+        torch_dtype: torch.dtype | None = None,
+        cache_dir: str | Path | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        condition_encoder: str | Path | None = None,
+        attn_backend: str = "auto",
+        sparse_conv_backend: str = "auto",
     ) -> "SS4DPipeline":
-        """Load a pipeline folder (or, with huggingface_hub installed and online, a hub id).
+        """Load an ss4d pipeline folder, an official SS4D release folder (``pipeline.json`` + ``ckpts/``,
+        converted in memory) or a hub id (``huggingface_hub``; see :mod:`ss4d.pipelines.hub` for
+        ``cache_dir`` / ``revision`` / ``local_files_only`` / ``HF_HUB_OFFLINE``).
+
+        ``torch_dtype`` (or ``dtype``) casts every network, e.g. ``torch.bfloat16``; ``condition_encoder``
+        is a DINOv2 folder or hub id for a release (default: its ``image_cond_model``);
+        ``attn_backend`` / ``sparse_conv_backend`` name the backends every stage runs.
 
         Raises:
             FileNotFoundError: no such folder / no model_index.json / missing component folder.
+            ModelNotCachedError: a hub id offline with nothing cached (names the download command).
+            ReleaseFormatError: a bad official release (names the file and the fix).
+            UnsafeModelError: a DINOv2 folder with remote code or a foreign model_type.
             ValueError: a component class not on the allowlist, or an unreadable index.
         """
-        folder = Path(path)
-        if not folder.is_dir():
-            if local_files_only or "/" not in str(path) or str(path).startswith((".", "/")):
-                raise FileNotFoundError(
-                    f"{path}: no such pipeline folder (local_files_only=True; ss4d never downloads unless asked)"
-                )
-            try:
-                from huggingface_hub import snapshot_download
-            except ImportError as e:
-                raise FileNotFoundError(f"{path} is not a folder and huggingface_hub is not installed") from e
-            folder = Path(snapshot_download(str(path)))
+        from ss4d.pipelines.hub import HubOptions, official_pipeline_kwargs, resolve_pipeline_source
+
+        runtime = PipelineRuntime(attn_backend, sparse_conv_backend)  # checks the names before any loading
+        options = HubOptions(cache_dir, revision, local_files_only)
+        source = resolve_pipeline_source(path, options)
+        if source.kind == "official":
+            kwargs = official_pipeline_kwargs(source.folder, condition_encoder=condition_encoder, options=options)
+            for key in ("structure_sampler", "slat_sampler"):
+                kwargs[key] = SamplerParams(**kwargs[key])
+            pipe = cls(**kwargs)
+            pipe.runtime = runtime
+            return pipe.to(device, torch_dtype or dtype)
+        folder = source.folder
         index_path = folder / "model_index.json"
         if not index_path.is_file():
             raise FileNotFoundError(f"{index_path} not found: not an ss4d pipeline folder")
@@ -179,7 +198,8 @@ class SS4DPipeline:
             slat_sampler=_params(index.get("slat_sampler"), SamplerParams(cfg_strength=3.0)),
             sigma_min=float(index.get("sigma_min", 1e-5)),
         )
-        return pipe.to(device, dtype)
+        pipe.runtime = runtime
+        return pipe.to(device, torch_dtype or dtype)
 
     def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
         """Write the pipeline folder (components first, ``model_index.json`` last, each file atomically);
@@ -210,13 +230,23 @@ class SS4DPipeline:
         return folder
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "SS4DPipeline":
+        """Move / cast every network (turns CPU offload off when a device is given)."""
+        if device is not None:
+            self.runtime.offload_device = None
         for name in COMPONENTS:
             getattr(self, name).to(device=device, dtype=dtype).eval()
         return self
 
+    def enable_model_cpu_offload(self, device: torch.device | str = "cuda") -> "SS4DPipeline":
+        """Keep only the active stage's networks on ``device``; the others wait on the CPU."""
+        self.to("cpu")
+        self.runtime.enable_offload(device)
+        return self
+
     @property
     def device(self) -> torch.device:
-        return next(self.structure_flow.parameters()).device
+        """Where the stages run (the offload device when CPU offload is on)."""
+        return self.runtime.offload_device or next(self.structure_flow.parameters()).device
 
     @property
     def image_size(self) -> int:
@@ -224,11 +254,13 @@ class SS4DPipeline:
 
     # --- stages -------------------------------------------------------------------------------------
     @torch.no_grad()
+    @stage("condition")
     def encode_condition(self, images: Float[Tensor, "t 3 s s"]) -> Float[Tensor, "1 t l c"]:
         """Per-frame condition tokens of preprocessed frames."""
         return self.condition_encoder(images.to(self.device)).unsqueeze(0)
 
     @torch.no_grad()
+    @stage("structure")
     def sample_structure(
         self, cond: Float[Tensor, "1 t l c"], *, generator: torch.Generator | None = None,
         params: SamplerParams | None = None, progress: bool = True,
@@ -255,6 +287,7 @@ class SS4DPipeline:
         return coords
 
     @torch.no_grad()
+    @stage("slat")
     def sample_slat(
         self, cond: Float[Tensor, "1 t l c"], coords: Int32[Tensor, "n 4"], *, generator: torch.Generator | None = None,
         params: SamplerParams | None = None, progress: bool = True,
@@ -293,6 +326,7 @@ class SS4DPipeline:
         return slat
 
     @torch.no_grad()
+    @stage("decode")
     def decode(self, slat: SparseTensor) -> list[Gaussians]:
         return self.slat_decoder(slat)
 
@@ -354,7 +388,8 @@ class SS4DPipeline:
         with _timer(timings, "decode"):
             gaussians = self.decode(slat)
         per_frame = [slat.coords[slat.coords[:, 0] == t, 1:].cpu() for t in range(T)]
-        return SS4DOutput(gaussians, per_frame, pre.images.cpu(), res, timings)
+        memory = {k: self.runtime.peak_memory.get(k) for k in ("condition", "structure", "slat", "decode")}
+        return SS4DOutput(gaussians, per_frame, pre.images.cpu(), res, timings, memory)
 
 
 def _params(d: dict | None, default: SamplerParams) -> SamplerParams:

@@ -32,7 +32,8 @@ def test_dino_resizes_other_image_sizes(tiny_dino):
 
 
 def test_dino_reports_missing_transformers(tmp_path, monkeypatch):
-    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "config.json").write_text('{"model_type": "dinov2_with_registers"}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
     import builtins
 
     real_import = builtins.__import__
