@@ -121,7 +121,9 @@ def sampler_params_from_official(sampler: Any, where: str) -> tuple[dict[str, An
     params = dict(sampler.get("params") or {})
     unknown = set(params) - set(_SAMPLER_DEFAULTS)
     if unknown:
-        raise ReleaseFormatError(f"{where}: unknown sampler params {sorted(unknown)}; known {sorted(_SAMPLER_DEFAULTS)}")
+        raise ReleaseFormatError(
+            f"{where}: unknown sampler params {sorted(unknown)}; known {sorted(_SAMPLER_DEFAULTS)}"
+        )
     p = {**_SAMPLER_DEFAULTS, **params}
     lo, hi = (float(v) for v in p["cfg_interval"]) if interval else (0.0, 1.0)
     out = {
@@ -165,7 +167,9 @@ def read_release(folder: str | Path) -> OfficialRelease:
     ss, sigma_ss = sampler_params_from_official(args["sparse_structure_sampler"], f"{path} sparse_structure_sampler")
     slat, sigma_slat = sampler_params_from_official(args["slat_sampler"], f"{path} slat_sampler")
     if sigma_ss != sigma_slat:
-        notes.append(f"sigma_min {sigma_ss} (structure) vs {sigma_slat} (SLat): ss4d uses {sigma_ss} (no effect on samples)")
+        notes.append(
+            f"sigma_min {sigma_ss} (structure) vs {sigma_slat} (SLat): ss4d uses {sigma_ss} (no effect on samples)"
+        )
     norm = args.get("slat_normalization") or {}
     return OfficialRelease(
         folder=folder,
@@ -228,7 +232,9 @@ def check_release(release: OfficialRelease) -> None:
             raise ReleaseFormatError(f"{st}: unreadable safetensors ({e}); {_FIX}") from e
         report = model.check_state_dict(state_from_official(model, state))
         if report:
-            raise ReleaseFormatError(f"{st} does not fit {js.name} ({ckpt['name']}): {report.describe(limit=3)}; {_FIX}")
+            raise ReleaseFormatError(
+                f"{st} does not fit {js.name} ({ckpt['name']}): {report.describe(limit=3)}; {_FIX}"
+            )
 
 
 def load_release(release: OfficialRelease) -> dict[str, ModelMixin]:

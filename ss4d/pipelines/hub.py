@@ -175,7 +175,9 @@ def resolve_release_checkpoints(release: OfficialRelease, options: HubOptions = 
     return release
 
 
-def resolve_condition_encoder(spec: str | Path | None, image_cond_model: str, options: HubOptions = HubOptions()) -> Path:
+def resolve_condition_encoder(
+    spec: str | Path | None, image_cond_model: str, options: HubOptions = HubOptions()
+) -> Path:
     """A vetted DINOv2 transformers folder: ``spec`` (folder or hub id), else the hub id of the release's
     ``image_cond_model`` (``dinov2_vitl14_reg`` -> ``facebook/dinov2-with-registers-large``).
 
