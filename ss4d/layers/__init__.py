@@ -18,6 +18,7 @@ from ss4d.layers.blocks import (
     TimestepEmbedder,
 )
 from ss4d.layers.norm import LayerNorm32, MultiHeadRMSNorm
+from ss4d.layers.official_insert import OfficialInsertTemporalCrossBlock
 from ss4d.layers.positional import AbsolutePositionEmbedder, HybridPositionalEncoding, RotaryEmbedding, apply_rotary
 from ss4d.layers.sampling import SpatialDownsample, SpatialUpsample, TemporalPack, TemporalUnpack
 from ss4d.layers.sparse_conv import (
@@ -41,6 +42,7 @@ from ss4d.layers.windows import (
 )
 
 __all__ = [
+    "OfficialInsertTemporalCrossBlock",
     "AbsolutePositionEmbedder",
     "AttentionCore",
     "FactorizedSparseConv4d",

@@ -10,6 +10,7 @@ from ss4d.models.condition import (
     TinyImageEncoderConfig,
     check_dinov2_folder,
 )
+from ss4d.models.official_variants import StructureFlow4DInsertTemporal, StructureFlow4DInsertTemporalConfig
 from ss4d.models.slat_flow import SLatFlow4D, SLatFlow4DConfig
 from ss4d.models.slat_vae import (
     GaussianDecoder4D,
@@ -48,6 +49,8 @@ __all__ = [
     "SparseStructureVAEConfig",
     "StructureFlow4D",
     "StructureFlow4DConfig",
+    "StructureFlow4DInsertTemporal",
+    "StructureFlow4DInsertTemporalConfig",
     "check_dinov2_folder",
     "hammersley_offsets",
     "occupancy_to_coords",

@@ -75,6 +75,7 @@ def unpatchify(h: Float[Tensor, "n l cp"], p: int, channels: int, resolution: in
 
 class StructureFlow4D(ModelMixin):
     config_class = StructureFlow4DConfig
+    block_class: type[nn.Module] = ModulatedTransformerCrossBlock  # a variant model swaps the block
 
     def __init__(self, config: StructureFlow4DConfig, *, attn_backend: str = "auto") -> None:
         super().__init__(config)
@@ -86,7 +87,7 @@ class StructureFlow4D(ModelMixin):
         self.input_layer = nn.Linear(c.in_channels * p**3, C)
         self.pos_embedder = AbsolutePositionEmbedder(C, 3)
         self.blocks = nn.ModuleList(
-            ModulatedTransformerCrossBlock(
+            self.block_class(
                 C,
                 c.cond_channels,
                 num_heads=c.heads,

@@ -31,6 +31,7 @@ from ss4d.models import (
     SLatFlow4D,
     SparseStructureDecoder,
     StructureFlow4D,
+    StructureFlow4DInsertTemporal,
     TinyImageEncoder,
     occupancy_to_coords,
 )
@@ -49,6 +50,7 @@ COMPONENT_CLASSES: dict[str, type] = {
     "DinoV2Encoder": DinoV2Encoder,
     "SparseStructureDecoder": SparseStructureDecoder,
     "StructureFlow4D": StructureFlow4D,
+    "StructureFlow4DInsertTemporal": StructureFlow4DInsertTemporal,
     "SLatFlow4D": SLatFlow4D,
     "GaussianDecoder4D": GaussianDecoder4D,
 }
