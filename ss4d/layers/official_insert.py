@@ -80,8 +80,8 @@ class OfficialInsertTemporalCrossBlock(ModulatedTransformerCrossBlock):
             raise ValueError(
                 f"`emb` and `cond` must lead with (B, T) = {(B, T)}, got {tuple(emb.shape)}, {tuple(cond.shape)}"
             )
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(emb).unsqueeze(2).chunk(
-            6, dim=-1
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
+            self.adaLN_modulation(emb).unsqueeze(2).chunk(6, dim=-1)
         )
         h = self.norm1(x) * (1 + scale_msa) + shift_msa
         h = self.self_attn(h) if self.temporal == "expand" else self.self_attn(h.flatten(0, 1)).view(B, T, M, C)
