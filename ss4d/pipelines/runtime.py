@@ -45,7 +45,7 @@ class PipelineRuntime:
     sparse_conv_backend: str = "auto"
     offload_device: torch.device | None = None  # execution device when CPU offload is on
     peak_memory: dict[str, int | None] = field(default_factory=dict)
-    placements: list[tuple[str, str, str]] = field(default_factory=list)  # (stage, component, device)
+    placements: list[tuple[str, str, str]] = field(default_factory=list)  # (stage, component, "accelerator"|"cpu")
 
     def __post_init__(self) -> None:
         self.set_backends(self.attn_backend, self.sparse_conv_backend)
@@ -70,9 +70,9 @@ class PipelineRuntime:
         if self.offload_device is not None:
             active = STAGE_COMPONENTS[name]
             for component in (c for names in STAGE_COMPONENTS.values() for c in names):
-                target = self.offload_device if component in active else torch.device("cpu")
-                _move(getattr(pipe, component), target)
-                self.placements.append((name, component, str(target)))
+                on = component in active
+                _move(getattr(pipe, component), self.offload_device if on else torch.device("cpu"))
+                self.placements.append((name, component, "accelerator" if on else "cpu"))
         device = pipe.device
         cuda = device.type == "cuda"
         if cuda:

@@ -168,3 +168,8 @@ def test_generate_and_convert_a_release_from_the_command_line(release, tiny_dino
     converted = SS4DPipeline.from_pretrained(tmp_path / "ss4d")
     assert (tmp_path / "ss4d" / "model_index.json").is_file()
     _assert_stages_match_hand_conversion(converted, tiny_dino)
+    # a DINOv2 component inside an ss4d pipeline folder is vetted the same way
+    config = tmp_path / "ss4d" / "condition_encoder" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "auto_map": {"AutoModel": "x.Y"}}))
+    with pytest.raises(UnsafeModelError, match="auto_map"):
+        SS4DPipeline.from_pretrained(tmp_path / "ss4d")
