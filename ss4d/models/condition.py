@@ -148,6 +148,16 @@ class DinoV2Encoder(nn.Module):
         self.image_size = image_size
         self.out_channels = int(self.model.config.hidden_size)
 
+    @classmethod
+    def from_model(cls, model: nn.Module, *, image_size: int = 518) -> "DinoV2Encoder":
+        """Wrap an in-memory transformers DINOv2 model (e.g. random weights for benchmarks); frozen, eval."""
+        encoder = cls.__new__(cls)
+        nn.Module.__init__(encoder)
+        encoder.model = model.eval().requires_grad_(False)
+        encoder.image_size = image_size
+        encoder.out_channels = int(model.config.hidden_size)
+        return encoder
+
     @torch.no_grad()
     def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n l c"]:
         dtype = next(self.model.parameters()).dtype
