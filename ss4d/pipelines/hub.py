@@ -99,9 +99,11 @@ def _download(repo_id: str, patterns: list[str], options: HubOptions) -> Path:
             allow_patterns=patterns,
         )
     except LocalEntryNotFoundError as e:
+        plain = [p for p in patterns if not any(c in p for c in "*?[")]  # name the files when they are exact
+        plain = plain if len(plain) == len(patterns) else []
         raise ModelNotCachedError(
             f"{repo_id} is not in the hub cache and downloads are off (HF_HUB_OFFLINE / local_files_only); "
-            f"fetch it first with `{options.command(repo_id)}`"
+            f"fetch it first with `{options.command(repo_id, plain or None)}`"
         ) from e
     return Path(folder)
 

@@ -363,6 +363,7 @@ class SS4DPipeline:
         ``structure`` skips stage 1: your own ``(t, x, y, z)`` voxels at the SLat resolution.
         """
         timings: dict[str, float] = {}
+        self.runtime.peak_memory.clear()  # only this call's stages
         if generator is None:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(0 if seed is None else seed)
@@ -390,8 +391,7 @@ class SS4DPipeline:
         with _timer(timings, "decode"):
             gaussians = self.decode(slat)
         per_frame = [slat.coords[slat.coords[:, 0] == t, 1:].cpu() for t in range(T)]
-        memory = {k: self.runtime.peak_memory.get(k) for k in ("condition", "structure", "slat", "decode")}
-        return SS4DOutput(gaussians, per_frame, pre.images.cpu(), res, timings, memory)
+        return SS4DOutput(gaussians, per_frame, pre.images.cpu(), res, timings, dict(self.runtime.peak_memory))
 
 
 def _params(d: dict | None, default: SamplerParams) -> SamplerParams:

@@ -97,7 +97,7 @@ def test_offline_hub_id_with_nothing_cached_names_the_download_command(tmp_path,
 
 def test_offline_release_without_cached_dinov2_names_the_download_command(release, tmp_path):
     fake_hub_cache(tmp_path / "cache", REPO, release)
-    with pytest.raises(ModelNotCachedError, match=f"hf download {DINO_REPO}"):
+    with pytest.raises(ModelNotCachedError, match=f"hf download {DINO_REPO} config.json model.safetensors"):
         SS4DPipeline.from_pretrained(REPO, cache_dir=tmp_path / "cache", local_files_only=True)
 
 
@@ -173,3 +173,16 @@ def test_generate_and_convert_a_release_from_the_command_line(release, tiny_dino
     config.write_text(json.dumps({**json.loads(config.read_text()), "auto_map": {"AutoModel": "x.Y"}}))
     with pytest.raises(UnsafeModelError, match="auto_map"):
         SS4DPipeline.from_pretrained(tmp_path / "ss4d")
+
+
+def test_ss4d_pipeline_through_a_fake_offline_hub_cache(tmp_path, monkeypatch):
+    from .tiny import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    fake_hub_cache(tmp_path / "cache", "someone/ss4d-tiny", pipe.save_pretrained(tmp_path / "p"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = SS4DPipeline.from_pretrained("someone/ss4d-tiny", cache_dir=tmp_path / "cache")
+    for name, tensor in pipe.slat_flow.state_dict().items():
+        assert torch.equal(tensor, loaded.slat_flow.state_dict()[name])
+    with pytest.raises(FileNotFoundError, match="no such pipeline folder"):
+        SS4DPipeline.from_pretrained(tmp_path / "someone" / "nothing")  # absolute paths are never hub ids
