@@ -111,7 +111,12 @@ def _download(repo_id: str, patterns: list[str], options: HubOptions) -> Path:
 def _hub_file(repo_id: str, filename: str, options: HubOptions) -> Path | None:
     """One file of a hub repo, or None when the repo has no such file. Offline and not cached -> None."""
     hub = _hub()
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         return Path(
@@ -122,6 +127,10 @@ def _hub_file(repo_id: str, filename: str, options: HubOptions) -> Path | None:
         )  # fmt: skip
     except (EntryNotFoundError, LocalEntryNotFoundError):
         return None
+    except (RepositoryNotFoundError, RevisionNotFoundError) as e:
+        raise FileNotFoundError(
+            f"{repo_id}: no such hub repo or revision {options.revision or 'main'} (or it is private: `hf auth login`)"
+        ) from e
 
 
 def resolve_pipeline_source(source: str | Path, options: HubOptions = HubOptions()) -> PipelineSource:
@@ -164,7 +173,7 @@ def resolve_release_checkpoints(release: OfficialRelease, options: HubOptions = 
     """Point checkpoints named ``owner/repo/<path>`` (not files of the release) at the hub cache."""
     for component, stem in release.external.items():
         parts = stem.split("/")
-        if len(parts) < 3:
+        if len(parts) < 3 or (release.folder / parts[0]).is_dir():
             continue  # a missing local file: check_release names it
         repo_id, inner = "/".join(parts[:2]), "/".join(parts[2:])
         folder = _download(repo_id, [f"{inner}.json", f"{inner}.safetensors"], options)
