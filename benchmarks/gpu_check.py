@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     structure, slat = forward_closures(pipe, frames, semi_axes, device)
-    repeat = 2 if tiny else 3
+    repeat = 1 if tiny else 3
     attn = ["sdpa", "flash_attn"] if importlib.util.find_spec("flash_attn") or not tiny else ["sdpa", "naive"]
     attn_times = backend_times(attention_backends, attn, (structure, slat), device, repeat)
     conv_times = backend_times(sparse_conv_backends, ["spconv", "torch"], (slat,), device, repeat)
