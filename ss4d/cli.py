@@ -26,15 +26,10 @@ def _generate(args: argparse.Namespace) -> int:
     from ss4d.pipelines import SS4DPipeline
     from ss4d.pipelines.presets import shipped_tiny_path
 
-    model = Path(args.model) if args.model is not None else shipped_tiny_path()
-    if not (model / "model_index.json").is_file():
-        raise FileNotFoundError(
-            f"no ss4d pipeline at {model} (expected model_index.json); pass --model DIR, or convert the official "
-            "release with `ss4d convert`"
-        )
+    model = args.model if args.model is not None else shipped_tiny_path()
     out = Path(args.output)
     start = time.perf_counter()
-    pipe = SS4DPipeline.from_pretrained(model, device=args.device)
+    pipe = SS4DPipeline.from_pretrained(model, device=args.device, condition_encoder=args.condition_encoder)
     if args.scheduler is not None:
         _swap_schedulers(pipe, args.scheduler)
     result = pipe(
@@ -96,6 +91,13 @@ def _render(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from ss4d.convert import convert_checkpoint
 
+    if Path(args.checkpoint).is_dir():  # a whole official release folder -> an ss4d pipeline folder
+        from ss4d.pipelines import SS4DPipeline
+
+        pipe = SS4DPipeline.from_pretrained(args.checkpoint, condition_encoder=args.condition_encoder)
+        pipe.save_pretrained(args.output)
+        print(f"official release {args.checkpoint} -> ss4d pipeline {args.output}")
+        return 0
     result = convert_checkpoint(args.checkpoint, args.output, trellis=args.trellis)
     extra = f"; {len(result.new_keys)} new keys ({', '.join(result.notes)})" if result.new_keys else ""
     print(
@@ -201,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="generate 4D Gaussians from a clip (video file, frame folder, image)")
     g.add_argument("input", help="video file (.gif, .mp4, ...), folder of frames, or image")
     g.add_argument("-o", "--output", required=True, help="output folder (PLYs, gaussians.npz, preview, summary)")
-    g.add_argument("--model", help="pipeline folder (default: the shipped checkpoints/ss4d-tiny)")
+    g.add_argument("--model", help="ss4d pipeline folder, official SS4D release folder or hub id (default: the "
+                   "shipped checkpoints/ss4d-tiny)")  # fmt: skip
+    g.add_argument("--condition-encoder", help="DINOv2 folder or hub id for an official release (default: the "
+                   "release's image_cond_model, e.g. facebook/dinov2-with-registers-large)")  # fmt: skip
     g.add_argument("--steps", "--num-inference-steps", type=int, dest="steps",
                    help="sampling steps for both stages (default: the model's)")  # fmt: skip
     g.add_argument("--cfg", "--guidance-scale", type=float, dest="cfg",
@@ -224,8 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fps", type=float, default=8.0)
     r.add_argument("--sweep", type=float, default=90.0, help="degrees of camera orbit over the clip")
     r.set_defaults(run=_render)
-    c = sub.add_parser("convert", help="convert an official SS4D / TRELLIS checkpoint (<stem>.json + .safetensors)")
-    c.add_argument("checkpoint", help="the model JSON; its .safetensors must sit next to it")
+    c = sub.add_parser("convert", help="convert an official SS4D release folder or one official SS4D / TRELLIS "
+                       "checkpoint (<stem>.json + .safetensors)")  # fmt: skip
+    c.add_argument("checkpoint", help="a release folder (pipeline.json + ckpts/), or a model JSON with its "
+                   ".safetensors next to it")  # fmt: skip
+    c.add_argument("--condition-encoder", help="DINOv2 folder or hub id to ship in the converted pipeline")
     c.add_argument("-o", "--output", required=True, help="output model folder")
     c.add_argument("--trellis", action="store_true", help="a TRELLIS 3D checkpoint: inflate to the 4D model")
     c.set_defaults(run=_convert)

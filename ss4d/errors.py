@@ -6,7 +6,10 @@ __all__ = [
     "CoordinateError",
     "FrameCountError",
     "MappingMismatchError",
+    "ModelNotCachedError",
+    "ReleaseFormatError",
     "UnknownBackendError",
+    "UnsafeModelError",
 ]
 
 
@@ -32,3 +35,15 @@ class MappingMismatchError(ValueError):
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint whose keys or shapes do not match the model (lists missing / unexpected / mismatched)."""
+
+
+class ReleaseFormatError(ValueError):
+    """An official SS4D release folder that ss4d cannot read (missing file, unknown model, bad JSON, shapes)."""
+
+
+class UnsafeModelError(ValueError):
+    """A model folder that would need code execution to load (``auto_map``, foreign ``model_type``, pickle)."""
+
+
+class ModelNotCachedError(FileNotFoundError):
+    """A hub id asked for offline (``HF_HUB_OFFLINE=1`` / ``local_files_only``) with its files not cached."""

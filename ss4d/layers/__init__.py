@@ -18,6 +18,7 @@ from ss4d.layers.blocks import (
     TimestepEmbedder,
 )
 from ss4d.layers.norm import LayerNorm32, MultiHeadRMSNorm
+from ss4d.layers.official_insert import OfficialInsertTemporalCrossBlock
 from ss4d.layers.positional import AbsolutePositionEmbedder, HybridPositionalEncoding, RotaryEmbedding, apply_rotary
 from ss4d.layers.registry import (
     BlockFactory,
@@ -64,6 +65,7 @@ from ss4d.layers.windows import (
 )
 
 __all__ = [
+    "OfficialInsertTemporalCrossBlock",
     "AbsolutePositionEmbedder",
     "AttentionCore",
     "BlockFactory",

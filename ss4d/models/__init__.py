@@ -2,7 +2,15 @@
 ``from_pretrained`` (config.json + model.safetensors)."""
 
 from ss4d.models.base import LoadReport, ModelConfig, ModelMixin
-from ss4d.models.condition import ConditionEncoder, DinoV2Encoder, TinyImageEncoder, TinyImageEncoderConfig
+from ss4d.models.condition import (
+    DINOV2_HUB_IDS,
+    ConditionEncoder,
+    DinoV2Encoder,
+    TinyImageEncoder,
+    TinyImageEncoderConfig,
+    check_dinov2_folder,
+)
+from ss4d.models.official_variants import StructureFlow4DInsertTemporal, StructureFlow4DInsertTemporalConfig
 from ss4d.models.slat_flow import SLatFlow4D, SLatFlow4DConfig
 from ss4d.models.slat_vae import (
     GaussianDecoder4D,
@@ -21,6 +29,7 @@ from ss4d.models.structure_vae import (
 )
 
 __all__ = [
+    "DINOV2_HUB_IDS",
     "ConditionEncoder",
     "DinoV2Encoder",
     "TinyImageEncoder",
@@ -40,6 +49,9 @@ __all__ = [
     "SparseStructureVAEConfig",
     "StructureFlow4D",
     "StructureFlow4DConfig",
+    "StructureFlow4DInsertTemporal",
+    "StructureFlow4DInsertTemporalConfig",
+    "check_dinov2_folder",
     "hammersley_offsets",
     "occupancy_to_coords",
 ]

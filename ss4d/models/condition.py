@@ -8,10 +8,15 @@ convention). ImageNet normalisation happens inside.
 * :class:`DinoV2Encoder`: DINOv2 ViT-L/14 with registers (SS4D/TRELLIS: 518 px, 1 + 4 + 37^2 = 1374 tokens
   of 1024 channels), loaded from a **local** folder in the Hugging Face transformers format
   (``config.json`` + ``model.safetensors``, e.g. a download of ``facebook/dinov2-with-registers-large``).
-  Nothing is downloaded at run time.
+  Nothing is downloaded at run time. The folder is vetted *before* transformers reads it
+  (:func:`check_dinov2_folder`): its ``model_type`` must be a DINOv2 type, it may not carry ``auto_map``
+  (remote code) and the weights must be safetensors; transformers then loads it with
+  ``trust_remote_code=False``. :data:`DINOV2_HUB_IDS` maps the official torch.hub names
+  (``dinov2_vitl14_reg``) to the transformers-format hub ids.
 * :class:`TinyImageEncoder`: a small trainable ViT with the same output contract, for the shipped tiny model.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -21,11 +26,33 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ss4d.errors import BackendUnavailableError
+from ss4d.errors import BackendUnavailableError, UnsafeModelError
 from ss4d.layers import FeedForward, LayerNorm32, MultiHeadAttention
 from ss4d.models.base import ModelConfig, ModelMixin
 
-__all__ = ["ConditionEncoder", "DinoV2Encoder", "TinyImageEncoder", "TinyImageEncoderConfig"]
+__all__ = [
+    "DINOV2_HUB_IDS",
+    "ConditionEncoder",
+    "DinoV2Encoder",
+    "TinyImageEncoder",
+    "TinyImageEncoderConfig",
+    "check_dinov2_folder",
+]
+
+DINOV2_HUB_IDS = {
+    "dinov2_vits14_reg": "facebook/dinov2-with-registers-small",
+    "dinov2_vitb14_reg": "facebook/dinov2-with-registers-base",
+    "dinov2_vitl14_reg": "facebook/dinov2-with-registers-large",
+    "dinov2_vitg14_reg": "facebook/dinov2-with-registers-giant",
+    "dinov2_vits14": "facebook/dinov2-small",
+    "dinov2_vitb14": "facebook/dinov2-base",
+    "dinov2_vitl14": "facebook/dinov2-large",
+    "dinov2_vitg14": "facebook/dinov2-giant",
+}
+"""Official ``image_cond_model`` (torch.hub ``facebookresearch/dinov2`` entry) -> transformers-format hub id."""
+
+DINOV2_MODEL_TYPES = {"dinov2": "Dinov2Model", "dinov2_with_registers": "Dinov2WithRegistersModel"}
+"""The only ``config.json`` ``model_type`` values :class:`DinoV2Encoder` loads, and the class each builds."""
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -52,6 +79,39 @@ def normalize_for_dinov2(images: Tensor, size: int) -> Tensor:
     return (images - mean) / std
 
 
+def check_dinov2_folder(path: str | Path) -> str:
+    """Vet a transformers-format folder before any transformers code reads it; returns its ``model_type``.
+
+    Raises:
+        UnsafeModelError: ``config.json`` is unreadable, its ``model_type`` is not a DINOv2 type, it carries
+            ``auto_map`` (would run code from the folder), or there is no ``model.safetensors``.
+    """
+    path = Path(path)
+    config = path / "config.json"
+    try:
+        raw = json.loads(config.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UnsafeModelError(f"{config}: unreadable ({e}); point to a DINOv2 transformers folder") from e
+    if not isinstance(raw, dict):
+        raise UnsafeModelError(f"{config}: expected a JSON object; point to a DINOv2 transformers folder")
+    if "auto_map" in raw:
+        raise UnsafeModelError(
+            f"{config} carries `auto_map` (custom code); ss4d never runs code from model folders: use "
+            "facebook/dinov2-with-registers-large (`hf download facebook/dinov2-with-registers-large`)"
+        )
+    if raw.get("model_type") not in DINOV2_MODEL_TYPES:
+        raise UnsafeModelError(
+            f"{config}: model_type {raw.get('model_type')!r} is not a DINOv2 type {sorted(DINOV2_MODEL_TYPES)}; "
+            "pass a DINOv2 folder, e.g. `hf download facebook/dinov2-with-registers-large --local-dir DIR`"
+        )
+    if not (path / "model.safetensors").is_file():
+        raise UnsafeModelError(
+            f"{path}: no model.safetensors (ss4d reads no pickle weights); re-save it with "
+            "`model.save_pretrained(DIR, safe_serialization=True)` or download the safetensors files"
+        )
+    return str(raw["model_type"])
+
+
 class DinoV2Encoder(nn.Module):
     """DINOv2 (with registers) from a local transformers-format folder; frozen, eval mode.
 
@@ -62,6 +122,7 @@ class DinoV2Encoder(nn.Module):
 
     Raises:
         FileNotFoundError: ``path`` is missing or incomplete (the message says how to get the weights).
+        UnsafeModelError: the folder fails :func:`check_dinov2_folder`.
         BackendUnavailableError: ``transformers`` is not installed.
     """
 
@@ -74,14 +135,28 @@ class DinoV2Encoder(nn.Module):
                 "machine with internet run `huggingface-cli download facebook/dinov2-with-registers-large "
                 "--local-dir <dir>` (or `save_pretrained` a transformers Dinov2WithRegistersModel) and pass <dir>."
             )
+        model_type = check_dinov2_folder(path)
         try:
             import transformers
         except ImportError as e:
             raise BackendUnavailableError("DinoV2Encoder needs `transformers`: pip install transformers") from e
-        self.model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+        model_class = getattr(transformers, DINOV2_MODEL_TYPES[model_type])
+        self.model = model_class.from_pretrained(
+            str(path), local_files_only=True, trust_remote_code=False, use_safetensors=True
+        ).eval()
         self.model.requires_grad_(False)
         self.image_size = image_size
         self.out_channels = int(self.model.config.hidden_size)
+
+    @classmethod
+    def from_model(cls, model: nn.Module, *, image_size: int = 518) -> "DinoV2Encoder":
+        """Wrap an in-memory transformers DINOv2 model (e.g. random weights for benchmarks); frozen, eval."""
+        encoder = cls.__new__(cls)
+        nn.Module.__init__(encoder)
+        encoder.model = model.eval().requires_grad_(False)
+        encoder.image_size = image_size
+        encoder.out_channels = int(model.config.hidden_size)
+        return encoder
 
     @torch.no_grad()
     def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n l c"]:

@@ -52,6 +52,7 @@ def unpatchify(h: Float[Tensor, "n l cp"], p: int, channels: int, resolution: in
 
 class StructureFlow4D(DiTFlow):
     config_class = StructureFlow4DConfig
+    block_class: type[nn.Module] = ModulatedTransformerCrossBlock  # a variant model swaps the block
 
     def __init__(self, config: StructureFlow4DConfig, *, attn_backend: str = "auto") -> None:
         super().__init__(config)
@@ -59,7 +60,7 @@ class StructureFlow4D(DiTFlow):
         C, p = c.model_channels, c.patch_size
         self._embedders()
         self.input_layer = nn.Linear(c.in_channels * p**3, C)
-        self._trunk(ModulatedTransformerCrossBlock, attn_backend)
+        self._trunk(self.block_class, attn_backend)
         self.out_layer = nn.Linear(C, c.out_channels * p**3)
         self.initialize_weights()
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from ss4d import __version__
 from ss4d.models.base import atomic_write
+from ss4d.pipelines.hub import HubOptions, PipelineSource, resolve_pipeline_source
 from ss4d.schedulers import SCHEDULERS, FlowMatchScheduler
 
 __all__ = ["COMPONENT_CLASSES", "ComponentIO", "Pipeline", "component_io", "register_component"]
@@ -124,42 +125,44 @@ class Pipeline:
 
     # --- loading ------------------------------------------------------------------------------------
     @classmethod
-    def _resolve_source(cls, path: str | Path, *, local_files_only: bool) -> Path:
-        """The local folder to load: ``path`` itself, or (with huggingface_hub installed and
-        ``local_files_only=False``) the snapshot of a hub id.
-
-        Raises:
-            FileNotFoundError: no such folder, and no hub id that may be fetched.
-        """
-        folder = Path(path)
-        if folder.is_dir():
-            return folder
-        if local_files_only or "/" not in str(path) or str(path).startswith((".", "/")):
-            raise FileNotFoundError(
-                f"{path}: no such pipeline folder (local_files_only=True; ss4d never downloads unless asked)"
-            )
-        try:
-            from huggingface_hub import snapshot_download
-        except ImportError as e:
-            raise FileNotFoundError(f"{path} is not a folder and huggingface_hub is not installed") from e
-        return Path(snapshot_download(str(path)))
-
-    @classmethod
     def from_pretrained(
         cls: type[P],
         path: str | Path,
         *,
         device: torch.device | str = "cpu",
         dtype: torch.dtype | None = None,
-        local_files_only: bool = True,
+        torch_dtype: torch.dtype | None = None,
+        cache_dir: str | Path | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        **load_kwargs: Any,
     ) -> P:
-        """Load a pipeline folder (or, with huggingface_hub installed and ``local_files_only=False``, a hub id).
+        """Load a pipeline from a local folder or a hub id (``huggingface_hub``; ``cache_dir`` / ``revision`` /
+        ``local_files_only`` / ``HF_HUB_OFFLINE`` mean what they mean in diffusers, see
+        :mod:`ss4d.pipelines.hub`). ``torch_dtype`` (or ``dtype``) casts every network, e.g. ``torch.bfloat16``;
+        ``load_kwargs`` go to the subclass's :meth:`_from_source`.
 
         Raises:
             FileNotFoundError: no such folder / no model_index.json / missing component folder.
+            ModelNotCachedError: a hub id offline with nothing cached (names the download command).
             ValueError: a component class not on the allowlist, or an unreadable index.
         """
-        folder = cls._resolve_source(path, local_files_only=local_files_only)
+        options = HubOptions(cache_dir, revision, local_files_only)
+        pipe = cls._from_source(resolve_pipeline_source(path, options), options, **load_kwargs)
+        return pipe.to(device, torch_dtype or dtype)
+
+    @classmethod
+    def _from_source(cls: type[P], source: PipelineSource, options: HubOptions, **load_kwargs: Any) -> P:
+        """The pipeline of a resolved source; the base reads ss4d folders only (a subclass may read more)."""
+        if load_kwargs:
+            raise TypeError(f"{cls.__name__}.from_pretrained got unexpected arguments {sorted(load_kwargs)}")
+        if source.kind != "ss4d":
+            raise ValueError(f"{source.folder}: a {source.kind} folder, which {cls.__name__} cannot load")
+        return cls._from_folder(source.folder)
+
+    @classmethod
+    def _from_folder(cls: type[P], folder: Path) -> P:
+        """Read an ss4d pipeline folder (``model_index.json`` + one subfolder per component)."""
         index_path = folder / INDEX_NAME
         if not index_path.is_file():
             raise FileNotFoundError(f"{index_path} not found: not an ss4d pipeline folder")
@@ -184,8 +187,7 @@ class Pipeline:
             if not sub.is_dir():
                 raise FileNotFoundError(f"{sub}: component folder missing")
             loaded[name] = io.load(sub)
-        pipe = cls(**loaded, **cls._settings_from_index(index, index_path))
-        return pipe.to(device, dtype)
+        return cls(**loaded, **cls._settings_from_index(index, index_path))
 
     # --- saving -------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:

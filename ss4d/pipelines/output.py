@@ -23,6 +23,8 @@ class SS4DOutput:
     images: Float[Tensor, "t 3 s s"]  # preprocessed condition frames
     resolution: int
     timings: dict[str, float] = field(default_factory=dict)
+    # peak accelerator memory per stage in bytes (CUDA: torch.cuda.max_memory_allocated); None = not measurable
+    peak_memory: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -50,6 +52,7 @@ class SS4DOutput:
             "voxels_per_frame": [int(c.shape[0]) for c in self.coords],
             "resolution": self.resolution,
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "peak_memory_mb": {k: "n/a" if v is None else round(v / 2**20, 1) for k, v in self.peak_memory.items()},
             "files": written,
         }
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -58,7 +61,7 @@ class SS4DOutput:
     def to(self, device: torch.device | str) -> "SS4DOutput":
         return SS4DOutput(
             [g.to(device) for g in self.gaussians], [c.to(device) for c in self.coords], self.images.to(device),
-            self.resolution, dict(self.timings),
+            self.resolution, dict(self.timings), dict(self.peak_memory),
         )  # fmt: skip
 
 

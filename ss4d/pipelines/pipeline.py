@@ -33,20 +33,27 @@ from ss4d.models import (
     SLatFlow4D,
     SparseStructureDecoder,
     StructureFlow4D,
+    StructureFlow4DInsertTemporal,
     TinyImageEncoder,
     occupancy_to_coords,
 )
 from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
 from ss4d.pipelines.base import COMPONENT_CLASSES, Pipeline, register_component
 from ss4d.pipelines.denoise import denoise
+from ss4d.pipelines.hub import HubOptions, PipelineSource, official_pipeline_kwargs
 from ss4d.pipelines.output import SS4DLatents, SS4DOutput
 from ss4d.pipelines.preprocess import Preprocessed, pad_frames, preprocess_clip
+from ss4d.pipelines.runtime import PipelineRuntime
+from ss4d.pipelines.runtime import stage as run_stage
 from ss4d.representations import Gaussians
 from ss4d.schedulers import ClassifierFreeGuidance, FlowMatchEulerScheduler, FlowMatchScheduler
 
 __all__ = ["COMPONENT_CLASSES", "SS4DPipeline", "SamplerParams", "legacy_sampler"]
 
-for _cls in (TinyImageEncoder, SparseStructureDecoder, StructureFlow4D, SLatFlow4D, GaussianDecoder4D):
+for _cls in (
+    TinyImageEncoder, SparseStructureDecoder, StructureFlow4D, StructureFlow4DInsertTemporal, SLatFlow4D,
+    GaussianDecoder4D,
+):  # fmt: skip
     register_component(_cls)
 # DINOv2 lives in a transformers-format folder (its weights are not ours to re-serialise differently)
 register_component(DinoV2Encoder, load=DinoV2Encoder, save=lambda enc, folder, dtype: enc.model.save_pretrained(folder))
@@ -131,6 +138,7 @@ class SS4DPipeline(Pipeline):
         self.slat_mean = tuple(float(v) for v in (slat_mean or [0.0] * latent))
         self.slat_std = tuple(float(v) for v in (slat_std or [1.0] * latent))
         self.structure_sampler, self.slat_sampler = structure_sampler, slat_sampler
+        self.runtime = PipelineRuntime()
         self._check_components()
 
     def _check_components(self) -> None:
@@ -196,9 +204,54 @@ class SS4DPipeline(Pipeline):
         sigma_min = float(index.get("sigma_min", 1e-5))
         return legacy_sampler(index.get(f"{stage}_sampler"), DEFAULT_SAMPLERS[stage], sigma_min=sigma_min)
 
+    # --- loading official releases, devices, memory ----------------------------------------------------
+    @classmethod
+    def _from_source(
+        cls,
+        source: PipelineSource,
+        options: HubOptions,
+        *,
+        condition_encoder: str | Path | None = None,
+        attn_backend: str = "auto",
+        sparse_conv_backend: str = "auto",
+    ) -> "SS4DPipeline":
+        """An ss4d folder, or an official SS4D release folder (``pipeline.json`` + ``ckpts/``) converted in
+        memory; ``condition_encoder`` is a DINOv2 folder or hub id for a release (default: its
+        ``image_cond_model``); ``attn_backend`` / ``sparse_conv_backend`` name the backends every stage runs."""
+        runtime = PipelineRuntime(attn_backend, sparse_conv_backend)  # checks the names before any loading
+        if source.kind == "official":
+            kwargs = official_pipeline_kwargs(source.folder, condition_encoder=condition_encoder, options=options)
+            sigma_min = float(kwargs.pop("sigma_min"))
+            for name in STAGES:
+                sampler = kwargs.pop(f"{name}_sampler")
+                kwargs[f"{name}_sampler"], kwargs[f"{name}_scheduler"] = legacy_sampler(
+                    sampler, DEFAULT_SAMPLERS[name], sigma_min=sigma_min
+                )
+            pipe = cls(**kwargs)
+        else:
+            if condition_encoder is not None:
+                raise ValueError(f"{source.folder}: `condition_encoder` applies to official releases only; an ss4d "
+                                 "pipeline folder holds its own condition_encoder component")  # fmt: skip
+            pipe = cls._from_folder(source.folder)
+        pipe.runtime = runtime
+        return pipe
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "SS4DPipeline":
+        """Move / cast every network (turns CPU offload off when a device is given)."""
+        if device is not None:
+            self.runtime.offload_device = None
+        return super().to(device, dtype)
+
+    def enable_model_cpu_offload(self, device: torch.device | str = "cuda") -> "SS4DPipeline":
+        """Keep only the active stage's networks on ``device``; the others wait on the CPU."""
+        self.to("cpu")
+        self.runtime.enable_offload(device)
+        return self
+
     @property
     def device(self) -> torch.device:
-        return next(self.structure_flow.parameters()).device
+        """Where the stages run (the offload device when CPU offload is on)."""
+        return self.runtime.offload_device or next(self.structure_flow.parameters()).device
 
     @property
     def image_size(self) -> int:
@@ -206,6 +259,7 @@ class SS4DPipeline(Pipeline):
 
     # --- stages -------------------------------------------------------------------------------------
     @torch.no_grad()
+    @run_stage("condition")
     def encode_condition(self, images: Float[Tensor, "t 3 s s"]) -> Float[Tensor, "1 t l c"]:
         """Per-frame condition tokens of preprocessed frames."""
         return self.condition_encoder(images.to(self.device)).unsqueeze(0)
@@ -222,6 +276,7 @@ class SS4DPipeline(Pipeline):
                        guidance=params.guidance, callback=step_callback, progress=bar)  # fmt: skip
 
     @torch.no_grad()
+    @run_stage("structure")
     def sample_structure(
         self, cond: Float[Tensor, "1 t l c"], *, generator: torch.Generator | None = None,
         params: SamplerParams | None = None, progress: bool = True, latents: Tensor | None = None,
@@ -249,6 +304,7 @@ class SS4DPipeline(Pipeline):
         return coords
 
     @torch.no_grad()
+    @run_stage("slat")
     def sample_slat(
         self, cond: Float[Tensor, "1 t l c"], coords: Int32[Tensor, "n 4"], *, generator: torch.Generator | None = None,
         params: SamplerParams | None = None, progress: bool = True, latents: Tensor | None = None,
@@ -288,6 +344,7 @@ class SS4DPipeline(Pipeline):
         return slat
 
     @torch.no_grad()
+    @run_stage("decode")
     def decode(self, slat: SparseTensor) -> list[Gaussians]:
         return self.slat_decoder(slat)
 
@@ -386,6 +443,7 @@ class SS4DPipeline(Pipeline):
             generator = torch.Generator(device=self.device)
             generator.manual_seed(0 if seed is None else seed)
         timings: dict[str, float] = {}
+        self.runtime.peak_memory.clear()  # only this call's stages
         with _timer(timings, "preprocess"):
             pre = self.preprocess(source, masks=masks, max_frames=max_frames, stride=stride, fps=fps)
         with _timer(timings, "condition"):
@@ -413,7 +471,9 @@ class SS4DPipeline(Pipeline):
                 continue
             with _timer(times, "decode"):
                 gaussians = self.decode(slat)
-            results.append(SS4DOutput(gaussians, latent.coords, pre.images.cpu(), res, times))
+            results.append(
+                SS4DOutput(gaussians, latent.coords, pre.images.cpu(), res, times, dict(self.runtime.peak_memory))
+            )
         if not return_dict:
             return tuple(r.slat if output_type == "latent" else r.gaussians for r in results)
         return results[0] if num_samples == 1 else results

@@ -38,6 +38,33 @@ def test_structure_flow():
     _close(out[0], t["out.x"])
 
 
+def test_structure_flow_insert_temporal_ablation():
+    """The official insert_temporal ablation (per-frame self-attention, inserted full temporal attention with
+    its own modulation, the cross-attention's affine norm reused before it) converts to the named parity
+    variant and reproduces the official output."""
+    from ss4d.models import StructureFlow4DInsertTemporal
+
+    model, t, a = _case("ssflow4d_insert")
+    assert type(model) is StructureFlow4DInsertTemporal and model.config.temporal == "none"
+    R = a["resolution"]
+    with torch.no_grad():
+        out = model(t["in.x"].view(1, 4, -1, R, R, R), t["in.t"][:1] / 1000, t["in.cond"].unsqueeze(0))
+    _close(out[0], t["out.x"])
+
+
+def test_structure_flow_insert_temporal_has_the_official_initialisation():
+    """Fresh weights: the same parameters are zero as in a fresh official model (the temporal layers and
+    their modulation are Xavier, not zero: unlike ss4d's own zero-initialised insert mode)."""
+    from ss4d.convert import config_from_official
+
+    official = json.loads((ROOT / "ssflow4d_insert" / "config.json").read_text())
+    cls, cfg = config_from_official(official["checkpoint_json"])
+    torch.manual_seed(0)
+    zero = sorted(k for k, v in cls(cfg).state_dict().items() if not v.any())
+    assert zero == official["official_init_zero_keys"]
+    assert "blocks.0.adaLN_modulation_temporal.1.weight" not in zero and "blocks.0.temp_attn.to_out.weight" not in zero
+
+
 def test_slat_flow():
     model, t, a = _case("slatflow4d_3d1d")
     assert model.config.pooling == "official"
@@ -84,7 +111,8 @@ def test_structure_decoder():
     [
         ("SLatFlow4DModel", {"conv_type": "3D"}, "broken"),
         ("SparseStructureFlow4DModel", {"pe_mode": "rope"}, "rope"),
-        ("SparseStructureFlow4DModel", {"insert_temporal": True}, "insert_temporal"),
+        ("SparseStructureFlow4DModel", {"insert_temporal": True, "share_mod": True}, "share_mod"),
+        ("SparseStructureFlow4DModel", {"insert_temporal": True, "expand_self_attn": False}, "NotImplementedError"),
         ("SparseStructureFlow4DModel", {"mystery": 1}, "unsupported"),
         ("NoSuchModel", {}, "unknown"),
     ],

@@ -1,0 +1,93 @@
+"""The official ``insert_temporal`` ablation of the dense SS4D block, reproduced for weight parity.
+
+Official SS4D (``ModulatedTransformerCross4DBlock(insert_temporal=True)``, docs/official_release.md) adds a
+separate temporal attention ``temp_attn`` after the self-attention of each structure-flow block:
+
+1. ``x += gate_msa * SelfAttn(LN1(x)(1 + scale_msa) + shift_msa)`` (per frame, or across frames when
+   the model also sets ``expand_self_attn``);
+2. ``(shift_t, scale_t, gate_t) = adaLN_modulation_temporal(emb)`` (SiLU + Linear(C, 3C));
+   ``x += gate_t * TempAttn(norm2(x)(1 + scale_t) + shift_t)``: full attention over all frames of a sample,
+   temporal RoPE with base 10000 whatever the model's ``rope_base``, the model's q/k RMS norm;
+   ``norm2`` is the *affine* LayerNorm the 3D block uses before cross-attention;
+3. ``x += CrossAttn(norm4(x), cond)`` with ``norm4`` a new *non-affine* LayerNorm;
+4. the modulated MLP as usual.
+
+Unlike ss4d's own ``temporal="insert"`` (a zero-initialised :class:`~ss4d.layers.TemporalLayer` with its
+own norm, so a 3D model inflates exactly), the official layers are Xavier-initialised (the gate is not
+zero at start) and the cross-attention loses its affine pre-norm. Use this block only to run official
+checkpoints that set ``insert_temporal``.
+"""
+
+from typing import Literal
+
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from ss4d.layers.blocks import ModulatedTransformerCrossBlock
+from ss4d.layers.norm import LayerNorm32
+from ss4d.layers.temporal import TemporalLayer
+
+__all__ = ["OfficialInsertTemporalCrossBlock"]
+
+OFFICIAL_TEMP_ATTN_ROPE_BASE = 10000.0  # the official temp_attn is built without the model's rope_base
+
+
+class OfficialInsertTemporalCrossBlock(ModulatedTransformerCrossBlock):
+    """Dense 4D DiT block with the official inserted temporal attention (see the module docstring).
+
+    Same arguments as :class:`ModulatedTransformerCrossBlock`; ``temporal`` is the self-attention's mode
+    (``"none"``: per frame, ``"expand"``: across frames) and ``share_mod`` is refused (the official code
+    crashes with it: its temporal modulation reads the shared 6C vector).
+    Extra parameters (official names): ``temp_attn.*``, ``adaLN_modulation_temporal.1.*``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        ctx_channels: int,
+        *,
+        num_heads: int,
+        temporal: Literal["expand", "none"] = "none",
+        use_rope: bool = True,
+        qk_rms_norm: bool = False,
+        share_mod: bool = False,
+        attn_backend: str = "auto",
+        device=None,
+        dtype=None,
+        **kwargs,
+    ) -> None:
+        if temporal not in ("expand", "none"):
+            raise ValueError(f"`temporal` (the self-attention's mode) must be 'expand' or 'none', got {temporal!r}")
+        if share_mod:
+            raise ValueError("the official insert_temporal block does not work with share_mod (shape mismatch)")
+        dd = {"device": device, "dtype": dtype}
+        super().__init__(
+            channels, ctx_channels, num_heads=num_heads, temporal=temporal, use_rope=use_rope,
+            qk_rms_norm=qk_rms_norm, attn_backend=attn_backend, **kwargs, **dd,
+        )  # fmt: skip
+        self.temp_attn = TemporalLayer(
+            channels, num_heads=num_heads, window=None, mode="expand", rope_base=OFFICIAL_TEMP_ATTN_ROPE_BASE,
+            use_rope=use_rope, qk_rms_norm=qk_rms_norm, attn_backend=attn_backend, **dd,
+        )  # fmt: skip
+        self.norm4 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6, **dd)
+        self.adaLN_modulation_temporal = nn.Sequential(nn.SiLU(), nn.Linear(channels, 3 * channels, **dd))
+
+    def _forward(
+        self, x: Float[Tensor, "b t m c"], emb: Float[Tensor, "b t e"], cond: Float[Tensor, "b t l cc"]
+    ) -> Float[Tensor, "b t m c"]:
+        B, T, M, C = x.shape
+        if cond.shape[:2] != (B, T) or emb.shape[:2] != (B, T):
+            raise ValueError(
+                f"`emb` and `cond` must lead with (B, T) = {(B, T)}, got {tuple(emb.shape)}, {tuple(cond.shape)}"
+            )
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
+            self.adaLN_modulation(emb).unsqueeze(2).chunk(6, dim=-1)
+        )
+        h = self.norm1(x) * (1 + scale_msa) + shift_msa
+        h = self.self_attn(h) if self.temporal == "expand" else self.self_attn(h.flatten(0, 1)).view(B, T, M, C)
+        x = x + gate_msa * h
+        shift_t, scale_t, gate_t = self.adaLN_modulation_temporal(emb).unsqueeze(2).chunk(3, dim=-1)
+        x = x + gate_t * self.temp_attn(self.norm2(x) * (1 + scale_t) + shift_t)
+        x = x + self.cross_attn(self.norm4(x).flatten(0, 1), cond.flatten(0, 1)).view(B, T, M, C)
+        h = self.norm3(x) * (1 + scale_mlp) + shift_mlp
+        return x + gate_mlp * self.mlp(h)
