@@ -258,13 +258,15 @@ def convert_trellis(checkpoint: str | Path | dict, weights: str | Path | dict, *
     return ConversionResult(model.eval(), report, new, notes)
 
 
-def convert_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, trellis: bool = False) -> ConversionResult:
-    """Convert ``<stem>.json`` + ``<stem>.safetensors`` and write an ss4d model folder to ``out_dir``."""
+def convert_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, trellis: bool = False,
+                       overwrite: bool = False) -> ConversionResult:  # fmt: skip
+    """Convert ``<stem>.json`` + ``<stem>.safetensors`` and write an ss4d model folder to ``out_dir`` (an existing
+    non-empty one is replaced only with ``overwrite=True``)."""
     checkpoint = Path(checkpoint)
     weights = checkpoint.with_suffix(".safetensors")
     for path in (checkpoint, weights):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found (expected <stem>.json next to <stem>.safetensors)")
     result = (convert_trellis if trellis else convert_official)(checkpoint, weights)
-    result.model.save_pretrained(out_dir)
+    result.model.save_pretrained(out_dir, overwrite=overwrite)
     return result

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ss4d import __version__
 from ss4d.data import Clip, load_clip
+from ss4d.errors import CheckpointError, NonFiniteError
 from ss4d.models import (
     DinoV2Encoder,
     GaussianDecoder4D,
@@ -34,12 +35,16 @@ from ss4d.models import (
     TinyImageEncoder,
     occupancy_to_coords,
 )
-from ss4d.models.base import atomic_write
 from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
+from ss4d.pipelines.folder import read_index
 from ss4d.pipelines.output import SS4DOutput
+from ss4d.pipelines.provenance import check_stage, config_hash, frame_notice
 from ss4d.pipelines.preprocess import Preprocessed, pad_frames, preprocess_clip
 from ss4d.pipelines.scheduler import FlowMatchingScheduler
 from ss4d.representations import Gaussians
+from ss4d.utils.atomic import atomic_folder
+from ss4d.utils.device import check_device
+from ss4d.utils.untrusted import check_finite
 
 __all__ = ["COMPONENT_CLASSES", "SS4DPipeline", "SamplerParams"]
 
@@ -90,6 +95,10 @@ class SS4DPipeline:
         self.slat_std = tuple(float(v) for v in (slat_std or [1.0] * latent))
         self.structure_sampler, self.slat_sampler = structure_sampler, slat_sampler
         self.sigma_min = sigma_min
+        check_finite(list(self.slat_mean) + list(self.slat_std), "slat_normalization (mean, std)",
+                     fix="the statistics are corrupt; recompute them or use another model")  # fmt: skip
+        self.source: dict[str, str] = {}  # model folder and config hash (set by from_pretrained)
+        self.trained_frames: int | None = None  # longest clip seen in training, when known
         self._check_components()
 
     def _check_components(self) -> None:
@@ -133,8 +142,11 @@ class SS4DPipeline:
 
         Raises:
             FileNotFoundError: no such folder / no model_index.json / missing component folder.
-            ValueError: a component class not on the allowlist, or an unreadable index.
+            DeviceError: ``device`` is malformed or not on this machine.
+            CheckpointError: anything :func:`~ss4d.pipelines.folder.read_index` or a component's
+                ``from_pretrained`` refuses (allowlist, confinement, damaged or non-finite files, inconsistency).
         """
+        check_device(device)
         folder = Path(path)
         if not folder.is_dir():
             if local_files_only or "/" not in str(path) or str(path).startswith((".", "/")):
@@ -146,45 +158,39 @@ class SS4DPipeline:
             except ImportError as e:
                 raise FileNotFoundError(f"{path} is not a folder and huggingface_hub is not installed") from e
             folder = Path(snapshot_download(str(path)))
-        index_path = folder / "model_index.json"
-        if not index_path.is_file():
-            raise FileNotFoundError(f"{index_path} not found: not an ss4d pipeline folder")
-        try:
-            index = json.loads(index_path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{index_path}: not valid JSON ({e})") from e
-        components = index.get("components", {})
-        missing = [c for c in COMPONENTS if c not in components]
-        if missing:
-            raise ValueError(f"{index_path}: missing components {missing}")
+        checked = read_index(folder, COMPONENTS, set(COMPONENT_CLASSES))  # before anything is loaded
+        index = checked.raw
         loaded = {}
-        for name in COMPONENTS:
-            class_name = components[name]
-            if class_name not in COMPONENT_CLASSES:
-                raise ValueError(
-                    f"{index_path}: component {name!r} names class {class_name!r}, which is not on ss4d's allowlist "
-                    f"{sorted(COMPONENT_CLASSES)}"
-                )
-            sub = folder / name
-            if not sub.is_dir():
-                raise FileNotFoundError(f"{sub}: component folder missing")
+        for name, (class_name, sub) in checked.components.items():
             comp_cls = COMPONENT_CLASSES[class_name]
             loaded[name] = comp_cls(sub) if comp_cls is DinoV2Encoder else comp_cls.from_pretrained(sub)
         norm = index.get("slat_normalization", {})
-        pipe = cls(
-            **loaded,
-            slat_mean=norm.get("mean"),
-            slat_std=norm.get("std"),
-            structure_sampler=_params(index.get("structure_sampler"), SamplerParams(cfg_strength=7.5)),
-            slat_sampler=_params(index.get("slat_sampler"), SamplerParams(cfg_strength=3.0)),
-            sigma_min=float(index.get("sigma_min", 1e-5)),
-        )
+        try:
+            pipe = cls(
+                **loaded,
+                slat_mean=norm.get("mean"),
+                slat_std=norm.get("std"),
+                structure_sampler=_params(index.get("structure_sampler"), SamplerParams(cfg_strength=7.5)),
+                slat_sampler=_params(index.get("slat_sampler"), SamplerParams(cfg_strength=3.0)),
+                sigma_min=float(index.get("sigma_min", 1e-5)),
+            )
+        except NonFiniteError as e:
+            raise NonFiniteError(f"{checked.path}: {e}") from e
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{checked.path}: {e}") from e
+        pipe.source = {"model": str(folder), "config_hash": config_hash(folder, COMPONENTS)}
+        pipe.trained_frames = index.get("trained_frames")
         return pipe.to(device, dtype)
 
-    def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
-        """Write the pipeline folder (components first, ``model_index.json`` last, each file atomically);
-        ``dtype`` stores the parameters in that type (e.g. ``torch.float16`` for a half-size folder)."""
-        folder = Path(path)
+    def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None, overwrite: bool = False) -> Path:
+        """Write the pipeline folder, whole or not at all (:func:`ss4d.utils.atomic_folder`; an existing
+        non-empty folder is replaced only with ``overwrite=True``); ``dtype`` stores the parameters in that
+        type (e.g. ``torch.float16`` for a half-size folder)."""
+        with atomic_folder(path, overwrite=overwrite) as tmp:
+            self._write_pretrained(tmp, dtype=dtype)
+        return Path(path)
+
+    def _write_pretrained(self, folder: Path, *, dtype: torch.dtype | None = None) -> None:
         components = {}
         for name in COMPONENTS:
             module = getattr(self, name)
@@ -205,9 +211,9 @@ class SS4DPipeline:
             "structure_sampler": asdict(self.structure_sampler),
             "slat_sampler": asdict(self.slat_sampler),
             "sigma_min": self.sigma_min,
+            **({"trained_frames": self.trained_frames} if self.trained_frames else {}),
         }
-        atomic_write(folder / "model_index.json", lambda p: p.write_text(json.dumps(index, indent=2) + "\n"))
-        return folder
+        (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "SS4DPipeline":
         for name in COMPONENTS:
@@ -248,6 +254,7 @@ class SS4DPipeline:
             velocity, noise, cond, neg_cond=torch.zeros_like(cond), num_steps=p.num_steps, rescale_t=p.rescale_t,
             cfg_strength=p.cfg_strength, cfg_interval=p.cfg_interval, progress=_bar(progress, "structure", p.num_steps),
         ).samples  # fmt: skip
+        check_stage("structure", z)
         coords = occupancy_to_coords(self.structure_decoder(z))
         empty = sorted(set(range(T)) - set(coords[:, 0].unique().tolist()))
         if empty:
@@ -327,6 +334,7 @@ class SS4DPipeline:
         ``structure`` skips stage 1: your own ``(t, x, y, z)`` voxels at the SLat resolution.
         """
         timings: dict[str, float] = {}
+        seed_used = (0 if seed is None else seed) if generator is None else None  # None: the caller's generator
         if generator is None:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(0 if seed is None else seed)
@@ -340,8 +348,11 @@ class SS4DPipeline:
             slat_params = replace(slat_params, cfg_strength=slat_cfg_strength)
         with _timer(timings, "preprocess"):
             pre = self.preprocess(source, masks=masks, max_frames=max_frames, stride=stride, fps=fps)
+        check_stage("preprocess", pre.images)
+        frame_notice(pre.images.shape[0], self.trained_frames)
         with _timer(timings, "condition"):
             cond = self.encode_condition(pre.images)
+        check_stage("condition", cond)
         T = cond.shape[1]
         res = self.slat_flow.config.resolution
         if structure is None:
@@ -351,10 +362,16 @@ class SS4DPipeline:
             coords = _check_structure(structure, T, res)
         with _timer(timings, "slat"):
             slat = self.sample_slat(cond, coords, generator=generator, params=slat_params, progress=progress)
+        check_stage("slat", slat.feats)
         with _timer(timings, "decode"):
             gaussians = self.decode(slat)
+        for g in gaussians:
+            check_stage("decode", torch.cat([g.xyz, g.features.flatten(1), g.scaling, g.rotation, g.opacity], 1))
         per_frame = [slat.coords[slat.coords[:, 0] == t, 1:].cpu() for t in range(T)]
-        return SS4DOutput(gaussians, per_frame, pre.images.cpu(), res, timings)
+        settings = {"seed": seed_used, **self.source,
+                    "structure_sampler": asdict(ss_params) if structure is None else "given (structure=)",
+                    "slat_sampler": asdict(slat_params), "mask_source": pre.mask_source}  # fmt: skip
+        return SS4DOutput(gaussians, per_frame, pre.images.cpu(), res, timings, settings)
 
 
 def _params(d: dict | None, default: SamplerParams) -> SamplerParams:
