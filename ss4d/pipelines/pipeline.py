@@ -38,8 +38,8 @@ from ss4d.models import (
 from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
 from ss4d.pipelines.folder import read_index
 from ss4d.pipelines.output import SS4DOutput
-from ss4d.pipelines.provenance import check_stage, config_hash, frame_notice
 from ss4d.pipelines.preprocess import Preprocessed, pad_frames, preprocess_clip
+from ss4d.pipelines.provenance import check_stage, config_hash, frame_notice
 from ss4d.pipelines.scheduler import FlowMatchingScheduler
 from ss4d.representations import Gaussians
 from ss4d.utils.atomic import atomic_folder

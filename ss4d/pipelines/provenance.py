@@ -30,8 +30,8 @@ def config_hash(folder: Path, components: tuple[str, ...]) -> str:
 
 
 def check_stage(stage: str, value: Tensor) -> None:
-    check_finite(value, f"the {stage} stage's output",
-                 fix="nothing was written; the model's weights or the input are broken (try another model or clip)")  # fmt: skip
+    fix = "nothing was written; the model's weights or the input are broken (try another model or clip)"
+    check_finite(value, f"the {stage} stage's output", fix=fix)
 
 
 def frame_notice(num_frames: int, trained_frames: int | None) -> None:
