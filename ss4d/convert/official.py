@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from ss4d.errors import CheckpointMismatchError
+from ss4d.errors import CheckpointError, CheckpointMismatchError
 from ss4d.models import (
     GaussianDecoder4D,
     GaussianDecoder4DConfig,
@@ -63,20 +63,21 @@ class ConversionResult:
 def _take(args: dict[str, Any], name: str, *keys: str) -> dict[str, Any]:
     unknown = set(args) - set(keys) - _IGNORED_ARGS
     if unknown:
-        raise ValueError(f"{name}: unsupported official arguments {sorted(unknown)}")
+        raise CheckpointError(f"{name}: unsupported official arguments {sorted(unknown)}")
     return {k: args[k] for k in keys if k in args}
 
 
 def _pe(args: dict[str, Any], name: str) -> bool:
     mode = args.get("pe_mode", "ape")
     if mode not in ("ape", "rope_t"):
-        raise ValueError(f"{name}: pe_mode {mode!r} is not supported (the official 'rope' mode crashes in forward)")
+        raise CheckpointError(f"{name}: pe_mode {mode!r} is not supported "
+                              "(the official 'rope' mode crashes in forward)")
     return mode == "rope_t"
 
 
 def _temporal(args: dict[str, Any], name: str, *, trellis: bool) -> str:
     if args.get("insert_temporal"):
-        raise ValueError(
+        raise CheckpointError(
             f"{name}: the official insert_temporal ablation (non-zero init, reused cross-attn norm) is not "
             "supported; ss4d's insert mode is a different, zero-initialised layer"
         )
@@ -118,17 +119,19 @@ def config_from_official(
         )  # fmt: skip
         io = list(a.pop("io_block_channels", None) or [])
         if len(io) != 1 or a.get("patch_size", 2) != 2:
-            raise ValueError(f"{name}: ss4d supports one spatial stage (patch_size 2, one io_block_channels), got {io}")
+            raise CheckpointError(f"{name}: ss4d supports one spatial stage (patch_size 2, one "
+                                  f"io_block_channels), got {io}")
         io_t = list(a.pop("io_block_channels_t", None) or [a["model_channels"]])
         if io_t != [a["model_channels"]]:
-            raise ValueError(f"{name}: io_block_channels_t must be [model_channels] (official constraint), got {io_t}")
+            raise CheckpointError(f"{name}: io_block_channels_t must be [model_channels] (official "
+                                  f"constraint), got {io_t}")
         conv = {"3D_1D": "3d_1d", "3D_4D": "3d_4d", "4D": "4d", "non": "none"}.get(a.pop("conv_type", "3D_1D"))
         if trellis:
             conv = "3d_1d"
         elif conv is None:
-            raise ValueError(f"{name}: conv_type '3D' is broken in the official code (no temporal downsampling)")
+            raise CheckpointError(f"{name}: conv_type '3D' is broken in the official code (no temporal downsampling)")
         if not trellis and _temporal(a, name, trellis=False) != "expand":
-            raise ValueError(f"{name}: ss4d's SLat flow always attends across frames (expand_self_attn=True)")
+            raise CheckpointError(f"{name}: ss4d's SLat flow always attends across frames (expand_self_attn=True)")
         cfg = SLatFlow4DConfig.from_dict(
             {
                 **{k: a[k] for k in a if k in SLatFlow4DConfig.__dataclass_fields__},
@@ -149,13 +152,13 @@ def config_from_official(
         a = _take(args, name, *common, *(("representation_config",) if decoder else ("in_channels",)))
         mode = a.pop("attn_mode", "swin")
         if mode not in ("swin", "full"):
-            raise ValueError(f"{name}: attn_mode {mode!r} is not supported (swin or full)")
+            raise CheckpointError(f"{name}: attn_mode {mode!r} is not supported (swin or full)")
         win = a.pop("window_size", 8) if mode == "swin" else None
         temporal = "expand" if trellis or a.pop("expand_self_attn", True) else "none"
         a.pop("expand_self_attn", None)
         use_rope = _pe(a, name) if not trellis else True
         if temporal == "expand" and not use_rope:
-            raise ValueError(f"{name}: the official 4D VAE asserts pe_mode='rope_t' with expand_self_attn")
+            raise CheckpointError(f"{name}: the official 4D VAE asserts pe_mode='rope_t' with expand_self_attn")
         a.pop("pe_mode", None)
         fields = {
             **a,
@@ -167,7 +170,7 @@ def config_from_official(
             return SLatEncoder4D, SLatEncoder4DConfig.from_dict(fields)
         rep = fields.pop("representation_config", {}) or {}
         if rep.get("scaling_activation", "softplus") != "softplus":
-            raise ValueError(f"{name}: scaling_activation {rep['scaling_activation']!r} is not supported")
+            raise CheckpointError(f"{name}: scaling_activation {rep['scaling_activation']!r} is not supported")
         lr = rep.get("lr", {})
         return GaussianDecoder4D, GaussianDecoder4DConfig.from_dict(
             {
@@ -190,13 +193,13 @@ def config_from_official(
         io = "out_channels" if decoder else "in_channels"
         a = _take(args, name, io, "latent_channels", "num_res_blocks", "channels", "num_res_blocks_middle", "norm_type")
         if a.pop("norm_type", "layer") != "layer":
-            raise ValueError(f"{name}: only norm_type='layer' is supported")
+            raise CheckpointError(f"{name}: only norm_type='layer' is supported")
         channels = tuple(a.pop("channels"))
         cfg = SparseStructureVAEConfig.from_dict(
             {"io_channels": a.pop(io), "channels": tuple(reversed(channels)) if decoder else channels, **a}
         )
         return (SparseStructureDecoder if decoder else SparseStructureEncoder), cfg
-    raise ValueError(f"unknown official model class {name!r}")
+    raise CheckpointError(f"unknown official model class {name!r}")
 
 
 def state_from_official(model: ModelMixin, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -72,7 +72,7 @@ def _common_alpha(flags: list[bool], names: list[str], source: str) -> bool:
         with_a = names[flags.index(True)]
         without = names[flags.index(False)]
         raise MediaError(f"{source}: {with_a} has an alpha channel but {without} does not ({sum(flags)} of "
-                         f"{len(flags)} frames have one); save every frame as RGBA (or every frame as RGB)")  # fmt: skip
+                         f"{len(flags)} frames have one); save every frame as RGBA (or all as RGB)")  # fmt: skip
     return bool(flags and flags[0])
 
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ss4d import __version__
 from ss4d.data import Clip, load_clip
-from ss4d.errors import CheckpointError, NonFiniteError
+from ss4d.errors import CheckpointError, InputError, NonFiniteError
 from ss4d.models import (
     DinoV2Encoder,
     GaussianDecoder4D,
@@ -385,14 +385,14 @@ def _params(d: dict | None, default: SamplerParams) -> SamplerParams:
 
 def _check_structure(structure: Tensor, T: int, res: int) -> Tensor:
     if structure.ndim != 2 or structure.shape[1] != 4 or structure.dtype.is_floating_point:
-        raise ValueError(
+        raise InputError(
             f"`structure` must be integer [n, 4] (t, x, y, z), got {structure.dtype} {tuple(structure.shape)}"
         )
     if structure.shape[0] == 0 or int(structure[:, 1:].min()) < 0 or int(structure[:, 1:].max()) >= res:
-        raise ValueError(f"`structure` voxels must lie in 0..{res - 1}")
+        raise InputError(f"`structure` voxels must lie in 0..{res - 1}")
     frames = set(structure[:, 0].unique().tolist())
     if frames != set(range(T)):
-        raise ValueError(f"`structure` must have voxels in every frame 0..{T - 1}, got frames {sorted(frames)}")
+        raise InputError(f"`structure` must have voxels in every frame 0..{T - 1}, got frames {sorted(frames)}")
     order = torch.argsort(structure[:, 0], stable=True)
     return structure[order].int()
 

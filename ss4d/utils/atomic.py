@@ -190,7 +190,7 @@ def atomic_file(path: str | Path, write: Callable[[Path], Any], *, overwrite: bo
     """
     path = check_output(path, overwrite=overwrite, kind="file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-", suffix=path.suffix)  # writers read it
     tmp = Path(name)
     try:
         try:

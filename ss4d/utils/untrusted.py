@@ -11,6 +11,7 @@ This module imports nothing from ss4d but :mod:`ss4d.errors`.
 
 import json
 import math
+import os
 import struct
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -94,16 +95,23 @@ def check_finite(values, where: str, *, fix: str) -> None:
             raise NonFiniteError(f"{label} holds {bad} NaN/inf value(s) of {v.numel()}; {fix}")
 
 
-def confined(path: str | Path, root: str | Path, *, what: str) -> Path:
-    """``path`` (relative paths are taken from ``root``) resolved through symlinks; it must lie inside ``root``.
+def confined(path: str | Path, root: str | Path, *, what: str, resolve: bool = True) -> Path:
+    """``path`` (relative paths are taken from ``root``) must lie inside ``root``; returns it.
+
+    With ``resolve`` symlinks are followed first (a pipeline folder's files must really be inside it); without,
+    the check is lexical (no absolute path, no ``..`` leading out), so a folder may link to data elsewhere.
 
     Raises:
-        InputError: the resolved path leaves ``root`` (``what`` names the setting it came from).
+        InputError: the path leaves ``root`` (``what`` names the setting it came from).
     """
-    root = Path(root).resolve()
     p = Path(path)
-    resolved = (p if p.is_absolute() else root / p).resolve()
-    if resolved != root and root not in resolved.parents:
-        raise InputError(f"{what}: {str(path)!r} resolves to {resolved}, outside {root}; paths must stay inside "
-                         "the folder (no '..', absolute paths or symlinks leading out)")  # fmt: skip
-    return resolved
+    if resolve:
+        root = Path(root).resolve()
+        full = (p if p.is_absolute() else root / p).resolve()
+    else:
+        root = Path(os.path.normpath(Path(root).absolute()))
+        full = Path(os.path.normpath(p if p.is_absolute() else root / p))
+    if full != root and root not in full.parents:
+        raise InputError(f"{what}: {str(path)!r} leads to {full}, outside {root}; paths must stay inside the "
+                         "folder (no '..' or absolute paths" + (", no symlinks leading out)" if resolve else ")"))
+    return full
