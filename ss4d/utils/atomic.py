@@ -3,9 +3,9 @@
 :func:`atomic_folder` hands out a temporary sibling folder ``.<name>.tmp-XXXX``; when the ``with`` block ends
 without an error every file and folder in it is fsynced and it is renamed onto ``<name>``. An existing
 ``<name>`` is replaced only with ``overwrite=True``: it is first renamed aside (``.<name>.old-XXXX``), the new
-folder renamed in, then the old one deleted, so ``<name>`` is the old folder or the new one, never a mix (or
-absent for an instant). A lock file ``.<name>.lock`` (``flock``, released by the kernel if the process dies)
-refuses a second writer. An exception or Ctrl-C removes the temporary folder; leftovers of a killed writer
+folder renamed in, then the old one deleted (with Ctrl-C held), so ``<name>`` is the old folder or the new one,
+never a mix. A lock file ``.<name>.lock`` (``flock``, released by the kernel if the process dies) refuses a
+second writer. An exception or Ctrl-C removes the temporary folder; leftovers of a killed writer
 (``SIGKILL``) are cleaned up by the next writer of the same path, and a folder renamed aside but not yet
 replaced is put back. Files are created with the normal permissions (the umask is respected).
 
@@ -16,6 +16,7 @@ import errno
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -146,16 +147,33 @@ def _recover(path: Path) -> None:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT / SIGTERM until the block ends (a Ctrl-C then lands after it, not inside)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # platforms without signal masks
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _replace(tmp: Path, path: Path) -> None:
-    """Move ``tmp`` onto ``path``; an existing ``path`` is renamed aside first and deleted afterwards."""
-    old = None
-    if path.exists() or path.is_symlink():
-        old = path.parent / f".{path.name}.old-{secrets.token_hex(4)}"
-        os.rename(path, old)
-    os.rename(tmp, path)
-    _fsync_dir(path.parent)
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+    """Move ``tmp`` onto ``path``; an existing ``path`` is renamed aside first and deleted afterwards. Ctrl-C
+    is held meanwhile, so an interrupted writer leaves the old folder or the new one, and no leftovers."""
+    with _signals_deferred():
+        old = None
+        if path.exists() or path.is_symlink():
+            old = path.parent / f".{path.name}.old-{secrets.token_hex(4)}"
+            os.rename(path, old)
+        os.rename(tmp, path)
+        _fsync_dir(path.parent)
+        if old is not None:
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
 
 
 @contextmanager
