@@ -106,6 +106,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _normal_permissions(root: Path) -> None:
+    """Files 0666 and folders 0777 minus the umask: some writers (mkdtemp, safetensors) create 0600 / 0700."""
+    mask = _umask()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                os.chmod(p, (0o666 | (os.stat(p).st_mode & 0o111)) & ~mask)
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o777 & ~mask)
+    os.chmod(root, 0o777 & ~mask)
+
+
 @contextmanager
 def _lock(path: Path) -> Iterator[None]:
     """Hold ``.<name>.lock`` beside ``path`` (exclusive, non-blocking) for the duration of the block."""
@@ -191,8 +204,8 @@ def atomic_folder(path: str | Path, *, overwrite: bool = False) -> Iterator[Path
         check_output(path, overwrite=overwrite)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
         try:
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
             yield tmp
+            _normal_permissions(tmp)
             fsync_tree(tmp)
             _replace(tmp, path)
         except BaseException:
@@ -211,11 +224,9 @@ def atomic_file(path: str | Path, write: Callable[[Path], Any], *, overwrite: bo
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-", suffix=path.suffix)  # writers read it
     tmp = Path(name)
     try:
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600
-        finally:
-            os.close(fd)
+        os.close(fd)
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp (and some writers, e.g. safetensors) make 0600
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
