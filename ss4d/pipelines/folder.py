@@ -80,9 +80,9 @@ def read_index(folder: Path, components: tuple[str, ...], allowed: set[str]) -> 
         if not sub.is_dir():
             raise FileNotFoundError(f"{sub}: component folder missing")
         try:
-            resolved = confined(sub, folder, what=f"{index_path}: component {name!r}")
+            resolved = confined(name, folder, what=f"{index_path}: component {name!r}")
             for f in sub.iterdir():  # each file too: a symlinked model.safetensors may point anywhere
-                confined(f, folder, what=f"{index_path}: component {name!r} file {f.name}")
+                confined(Path(name) / f.name, folder, what=f"{index_path}: component {name!r} file {f.name}")
         except ValueError as e:
             raise CheckpointError(str(e)) from e
         found[name] = (class_name, resolved)
