@@ -134,20 +134,14 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import json
-
     from ss4d.training.config import validate_config
     from ss4d.training.run import run_training
     from ss4d.utils.atomic import check_output
+    from ss4d.utils.untrusted import read_json_object
 
     validation.check_train(args)
     path = Path(args.config)
-    try:
-        config = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: not valid JSON ({e}); see configs/ for examples") from e
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: a training config is a JSON object, got {type(config).__name__}")
+    config = read_json_object(path, error=ConfigError, fix="see configs/ for examples")
     for key in ("data", "out"):
         if getattr(args, key):
             config[key] = getattr(args, key)

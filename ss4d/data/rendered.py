@@ -39,7 +39,7 @@ from torch import Tensor
 
 from ss4d.data.synthetic import SyntheticClip, aggregate_features, rgb_features
 from ss4d.errors import InputError
-from ss4d.utils.untrusted import confined
+from ss4d.utils.untrusted import confined, read_json_object
 
 __all__ = ["check_rendered_source", "load_rendered_clip", "surface_voxels", "visual_hull"]
 
@@ -175,12 +175,7 @@ def check_rendered_source(folder: str | Path) -> tuple[Path, dict, float, dict[i
     path = folder / "transforms.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (expected a TRELLIS/NeRF-style render folder)")
-    try:
-        spec = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _fail(path, f"not valid JSON ({e})") from e
-    if not isinstance(spec, dict):
-        raise _fail(path, f"expected a JSON object, got {type(spec).__name__}")
+    spec = read_json_object(path, error=InputError)
     entries = spec.get("frames")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise _fail(path, "`frames` must be a non-empty list of view objects")

@@ -19,7 +19,7 @@ from torch import nn
 from ss4d import __version__
 from ss4d.errors import CheckpointError, CheckpointMismatchError
 from ss4d.utils.atomic import atomic_file, atomic_folder
-from ss4d.utils.untrusted import load_safetensors
+from ss4d.utils.untrusted import load_safetensors, read_json_object
 
 __all__ = ["LoadReport", "ModelConfig", "ModelMixin", "atomic_write"]
 
@@ -141,12 +141,7 @@ class ModelMixin(nn.Module):
             if not (folder / name).is_file():
                 raise FileNotFoundError(f"{folder / name} not found: expected a folder written by save_pretrained()")
         config_path = folder / "config.json"
-        try:
-            raw = json.loads(config_path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{config_path}: not valid JSON ({e}); re-save the model folder") from e
-        if not isinstance(raw, dict):
-            raise CheckpointError(f"{config_path}: expected a JSON object, got {type(raw).__name__}")
+        raw = read_json_object(config_path, fix="re-save the model folder")
         if raw.get("_class_name", cls.__name__) != cls.__name__:
             raise CheckpointError(f"{config_path} holds a {raw['_class_name']}, not a {cls.__name__}; "
                                   "point to the right component folder")  # fmt: skip

@@ -6,14 +6,13 @@ pipeline folder once symlinks are resolved, and latent statistics / sampler sett
 numbers of the right count and range.
 """
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ss4d.errors import CheckpointError
-from ss4d.utils.untrusted import confined
+from ss4d.utils.untrusted import confined, read_json_object
 
 __all__ = ["PipelineIndex", "read_index"]
 
@@ -58,12 +57,9 @@ def read_index(folder: Path, components: tuple[str, ...], allowed: set[str]) -> 
     index_path = folder / "model_index.json"
     if not index_path.is_file():
         raise FileNotFoundError(f"{index_path} not found: not an ss4d pipeline folder")
-    try:
-        index = json.loads(index_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{index_path}: not valid JSON ({e})") from e
-    if not isinstance(index, dict) or not isinstance(index.get("components", {}), dict):
-        raise CheckpointError(f"{index_path}: expected an object with a `components` object")
+    index = read_json_object(index_path)
+    if not isinstance(index.get("components", {}), dict):
+        raise CheckpointError(f"{index_path}: `components`: expected an object {{component: class name}}")
     comps = index.get("components", {})
     missing = [c for c in components if c not in comps]
     if missing:

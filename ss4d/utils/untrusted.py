@@ -18,11 +18,22 @@ from pathlib import Path
 
 from ss4d.errors import CheckpointError, InputError, NonFiniteError
 
-__all__ = ["MAX_HEADER_BYTES", "check_finite", "check_safetensors", "confined", "load_safetensors"]
+__all__ = ["MAX_HEADER_BYTES", "check_finite", "check_safetensors", "confined", "load_safetensors", "read_json_object"]
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 _DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
                 "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}  # fmt: skip
+
+
+def read_json_object(path: str | Path, *, error: type[Exception] = CheckpointError, fix: str = "") -> dict:
+    """The JSON object in ``path``; invalid JSON or another JSON type raises ``error`` naming the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e}){'; ' + fix if fix else ''}") from e
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object, got {type(data).__name__}{'; ' + fix if fix else ''}")
+    return data
 
 
 def check_safetensors(path: str | Path) -> dict:
