@@ -98,6 +98,17 @@ def npz_with_lying_header(path: Path) -> Path:
     return path
 
 
+def audio_only(path: Path) -> Path:
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w", format="wav") as c:
+        s = c.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.rate = 8000
+        for packet in [*s.encode(frame), *s.encode()]:
+            c.mux(packet)
+    return path
+
+
 def truncated(path: Path, keep: float = 0.5) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
@@ -165,6 +176,7 @@ ROWS: list[tuple[str, Callable, str]] = [
     ("png-text", lambda d, m: gen(d, m, clip=(d / "a.png", (d / "a.png").write_text("hello"))[0]), "a.png"),
     ("mp4-garbage", lambda d, m: gen(d, m, clip=(d / "v.mp4", (d / "v.mp4").write_bytes(os.urandom(500)))[0]),
      "v.mp4"),
+    ("audio-only", lambda d, m: gen(d, m, clip=audio_only(d / "a.wav")), "a.wav"),
     ("mp4-empty", lambda d, m: gen(d, m, clip=(d / "e.mp4", (d / "e.mp4").write_bytes(b""))[0]), "e.mp4"),
     ("folder-empty", lambda d, m: gen(d, m, clip=(d / "frames", (d / "frames").mkdir())[0]), "frames"),
     ("folder-junk-frame", lambda d, m: gen(d, m, clip=((d / "fr").mkdir(), (d / "fr" / "0.png").write_text("x"),
