@@ -1,8 +1,10 @@
 """Read a clip from a video file, a folder of frames, a list of PIL images or a tensor; write videos.
 
 Every reader returns a :class:`Clip`: ``frames [T, C, H, W]`` float in [0, 1] with C = 3 (RGB) or 4
-(RGBA, when the source has alpha), plus the frame rate when known. GIFs and image folders need only
-Pillow; other containers (mp4, webm, mov, ...) use PyAV (``pip install 'ss4d[video]'``).
+(RGBA, when the source has alpha), plus the frame rate when known. GIF / animated WebP / APNG / TIFF files
+and image folders need only Pillow; other containers (mp4, webm, mov, ...) use PyAV
+(``pip install 'ss4d[video]'``). Frames are decoded one at a time (:mod:`ss4d.data.media`), so ``max_frames``
+and ``stride`` bound memory; a folder must have alpha in every frame or in none.
 """
 
 import math
