@@ -1,7 +1,9 @@
 """The ``ss4d`` command line: ``generate``, ``render``, ``convert``, ``data``, ``train``, ``eval``, ``info``.
 
-Errors print one line (``error: ...``) plus a hint. Exit codes: 0 success, 2 bad input or usage
-(missing files, unreadable clips, bad options), 1 an internal failure.
+Errors print one line (``error: ...``) plus a hint. Exit codes: 0 success; 2 a user mistake or a bad file
+(every :class:`ss4d.errors.SS4DError`, missing files, usage errors), found before any heavy work by
+:mod:`ss4d.validation`; 1 a bug in ss4d; 130 interrupted (Ctrl-C; nothing half-written is left behind).
+Warnings print as one line (``warning: ...``).
 """
 
 import argparse
@@ -9,40 +11,41 @@ import os
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
-from ss4d import __version__
-from ss4d.errors import BackendUnavailableError, CheckpointMismatchError, FrameCountError, UnknownBackendError
+from ss4d import __version__, validation
+from ss4d.errors import ConfigError, InputError, MediaError, SS4DError
 
-BAD_INPUT = (
-    FileNotFoundError, ValueError, TypeError, FrameCountError, UnknownBackendError, BackendUnavailableError,
-    CheckpointMismatchError,
-)  # fmt: skip
+BAD_INPUT = (SS4DError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from ss4d.data import load_clip
     from ss4d.pipelines import SS4DPipeline
     from ss4d.pipelines.presets import shipped_tiny_path
 
+    validation.check_generate(args)
+    if args.scheduler is not None:
+        _check_scheduler_name(args.scheduler)
     model = args.model if args.model is not None else shipped_tiny_path()
     out = Path(args.output)
     start = time.perf_counter()
+    clip = load_clip(args.input, max_frames=args.max_frames, stride=args.stride)  # decodable, before the model
     pipe = SS4DPipeline.from_pretrained(model, device=args.device, condition_encoder=args.condition_encoder)
     if args.scheduler is not None:
         _swap_schedulers(pipe, args.scheduler)
     result = pipe(
-        args.input,
+        clip,
         seed=args.seed,
         num_inference_steps=args.steps,
         guidance_scale=args.cfg,
         slat_guidance_scale=args.slat_cfg,
-        max_frames=args.max_frames,
-        stride=args.stride,
         progress=not args.quiet,
     )
-    written = result.save(out, preview=not args.no_preview)
+    written = result.save(out, preview=not args.no_preview, overwrite=args.overwrite)
     if not args.quiet:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
         print(f"{result.num_frames} frames -> {out} ({len(written['ply'])} PLYs"
@@ -51,12 +54,18 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_scheduler_name(name: str) -> None:
+    from ss4d.schedulers import SCHEDULERS
+
+    if name not in SCHEDULERS:
+        raise InputError(f"--scheduler {name}: not a registered scheduler; known: {', '.join(sorted(SCHEDULERS))}")
+
+
 def _swap_schedulers(pipe, name: str) -> None:
     """``--scheduler NAME``: both stages use the registered scheduler NAME with their current settings."""
     from ss4d.schedulers import SCHEDULERS
 
-    if name not in SCHEDULERS:
-        raise ValueError(f"--scheduler {name}: not a registered scheduler; known: {', '.join(sorted(SCHEDULERS))}")
+    _check_scheduler_name(name)
     for stage in ("structure", "slat"):
         current = getattr(pipe, f"{stage}_scheduler")
         setattr(pipe, f"{stage}_scheduler", SCHEDULERS[name].from_config(current.config))
@@ -68,13 +77,12 @@ def _render(args: argparse.Namespace) -> int:
     from ss4d.render.preview import orbit_camera
     from ss4d.representations import load_npz, load_ply
 
+    validation.check_render(args)
     src = Path(args.sequence)
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: no such file or folder")
     if src.is_dir():
         plys = sorted(src.glob("*.ply"))
         if not plys:
-            raise ValueError(f"{src}: no .ply files")
+            raise MediaError(f"{src}: no .ply files; pass a folder written by `ss4d generate` or a gaussians.npz")
         frames = [load_ply(p) for p in plys]
     else:
         frames = load_npz(src)
@@ -83,7 +91,13 @@ def _render(args: argparse.Namespace) -> int:
         for t, g in enumerate(frames):
             cam = orbit_camera(t, len(frames), size=args.size, sweep=args.sweep)
             images.append(render_gaussians(g, cam, background=torch.ones(3)).color.permute(2, 0, 1))
-    path = write_video(torch.stack(images), args.output, fps=args.fps)
+    from ss4d.ops._optional import is_importable
+    from ss4d.utils.atomic import atomic_file
+
+    video, out = torch.stack(images), Path(args.output)
+    if out.suffix.lower() == ".mp4" and not is_importable("av"):
+        out = out.with_suffix(".gif")  # what write_video falls back to without PyAV
+    path = atomic_file(out, lambda p: write_video(video, p, fps=args.fps), overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
 
@@ -91,14 +105,15 @@ def _render(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from ss4d.convert import convert_checkpoint
 
+    validation.check_convert(args)
     if Path(args.checkpoint).is_dir():  # a whole official release folder -> an ss4d pipeline folder
         from ss4d.pipelines import SS4DPipeline
 
         pipe = SS4DPipeline.from_pretrained(args.checkpoint, condition_encoder=args.condition_encoder)
-        pipe.save_pretrained(args.output)
+        pipe.save_pretrained(args.output, overwrite=args.overwrite)
         print(f"official release {args.checkpoint} -> ss4d pipeline {args.output}")
         return 0
-    result = convert_checkpoint(args.checkpoint, args.output, trellis=args.trellis)
+    result = convert_checkpoint(args.checkpoint, args.output, trellis=args.trellis, overwrite=args.overwrite)
     extra = f"; {len(result.new_keys)} new keys ({', '.join(result.notes)})" if result.new_keys else ""
     print(
         f"{type(result.model).__name__}: {result.model.num_parameters() / 1e6:.1f} M parameters -> {args.output}{extra}"
@@ -109,8 +124,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from ss4d.data.synthetic import make_clip
 
-    if args.num < 1 or args.frames < 1:
-        raise ValueError("--num and --frames must be >= 1")
+    validation.check_synth(args)
     from ss4d.models.features import feature_extractor
 
     features = feature_extractor(args.features, dinov2=args.dinov2)
@@ -130,6 +144,7 @@ def _import(args: argparse.Namespace) -> int:
     from ss4d.data.rendered import load_rendered_clip
     from ss4d.models.features import feature_extractor
 
+    validation.check_import(args)
     features = feature_extractor(args.features, dinov2=args.dinov2)
     out = Path(args.out)
     for i, src in enumerate(args.sources):
@@ -142,17 +157,24 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import json
-
+    from ss4d.training.config import validate_config
     from ss4d.training.run import run_training
+    from ss4d.utils.atomic import check_output
+    from ss4d.utils.untrusted import read_json_object
 
+    validation.check_train(args)
     path = Path(args.config)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such training config (see configs/)")
-    config = json.loads(path.read_text())
+    config = read_json_object(path, error=ConfigError, fix="see configs/ for examples")
     for key in ("data", "out"):
         if getattr(args, key):
             config[key] = getattr(args, key)
+    try:
+        validate_config(config, check_paths=True)  # the whole config, every stage, before the first one
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
+    if not Path(config["data"]).is_dir():
+        raise FileNotFoundError(f"{path}: data {config['data']}: no such folder (make clips with `ss4d data synth`)")
+    check_output(config["out"], overwrite=True)  # a writable folder (training resumes inside it)
     folder = run_training(config, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # once under torchrun
         print(f"pipeline written to {folder}")
@@ -162,8 +184,9 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from ss4d.eval.evaluate import evaluate_folder
 
+    validation.check_eval(args)
     r = evaluate_folder(args.model, args.data, limit=args.limit, seed=args.seed, num_steps=args.steps, out=args.out,
-                        lpips_vgg=args.lpips_vgg, lpips_linear=args.lpips_linear)  # fmt: skip
+                        lpips_vgg=args.lpips_vgg, lpips_linear=args.lpips_linear, overwrite=args.overwrite)  # fmt: skip
     lp = f", LPIPS {r['lpips']:.4f}" if "lpips" in r else " (LPIPS skipped: weights not on disk, see --lpips-vgg)"
     iou = f", structure IoU {r['iou']:.3f} (time-reversed GT: {r['iou_reversed']:.3f})" if "iou" in r else ""
     print(f"{r['clips']} clips: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, flicker {r['flicker']:.4f}{iou}{lp}")
@@ -188,18 +211,38 @@ def _info(args: argparse.Namespace) -> int:
 def _add_voxel_feature_args(p: argparse.ArgumentParser) -> None:
     """Options shared by `data synth` and `data import`: occupancy grid and per-voxel features."""
     p.add_argument("--resolution", type=int, default=16, help="occupancy grid (the SLat resolution)")
-    p.add_argument("--aggregate", choices=["visible", "all"], default="visible")
+    p.add_argument("--aggregate", choices=["visible", "all"], default="visible",
+                   help="average voxel features over the views where the voxel is visible, or over all views")
     p.add_argument("--features", choices=["rgb", "dinov2"], default="rgb", help="per-voxel image features")
     p.add_argument("--dinov2", help="local DINOv2 weights folder (for --features dinov2)")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-clip lines")
+
+
+OVERWRITE_HELP = "replace an existing output (without it a non-empty output is refused before any work)"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` after every option's help, except for unset (None) and off (False) defaults."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *a, **k) -> None:
+        k.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*a, **k)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ss4d", description="Native 4D generation: video in, animated 3D Gaussians out."
-    )
+    parser = _Parser(
+        prog="ss4d", description="Native 4D generation: video in, animated 3D Gaussians out.",
+        epilog="exit codes: 0 success, 2 bad input (one line naming the file or option), 1 a bug in ss4d",
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"ss4d {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     g = sub.add_parser("generate", help="generate 4D Gaussians from a clip (video file, frame folder, image)")
     g.add_argument("input", help="video file (.gif, .mp4, ...), folder of frames, or image")
     g.add_argument("-o", "--output", required=True, help="output folder (PLYs, gaussians.npz, preview, summary)")
@@ -208,26 +251,29 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--condition-encoder", help="DINOv2 folder or hub id for an official release (default: the "
                    "release's image_cond_model, e.g. facebook/dinov2-with-registers-large)")  # fmt: skip
     g.add_argument("--steps", "--num-inference-steps", type=int, dest="steps",
-                   help="sampling steps for both stages (default: the model's)")  # fmt: skip
+                   help="sampling steps for both stages (default: the model's, 25)")  # fmt: skip
     g.add_argument("--cfg", "--guidance-scale", type=float, dest="cfg",
                    help="classifier-free guidance of the structure stage (default: the model's)")  # fmt: skip
     g.add_argument("--slat-cfg", "--slat-guidance-scale", type=float, dest="slat_cfg",
                    help="classifier-free guidance of the SLat stage (default: the model's)")  # fmt: skip
     g.add_argument("--scheduler", help="sampler of both stages, a registered scheduler class (default: the "
                    "model's; e.g. FlowMatchHeunScheduler, FlowMatchAB2Scheduler)")  # fmt: skip
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--max-frames", type=int)
-    g.add_argument("--stride", type=int, default=1)
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("--seed", type=int, default=0, help="random seed (0 .. 2^63-1)")
+    g.add_argument("--max-frames", type=int, help="keep at most this many frames (default: the first 256, with a "
+                   "warning for longer clips; up to 4096)")
+    g.add_argument("--stride", type=int, default=1, help="keep every N-th frame")
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda or cuda:N")
+    g.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     g.add_argument("--no-preview", action="store_true", help="skip the preview video")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     g.set_defaults(run=_generate)
     r = sub.add_parser("render", help="render a saved sequence (gaussians.npz or a PLY folder) to a video")
-    r.add_argument("sequence")
+    r.add_argument("sequence", help="gaussians.npz or a folder of frame_*.ply")
     r.add_argument("-o", "--output", required=True, help="video path (.mp4 or .gif)")
-    r.add_argument("--size", type=int, default=256)
-    r.add_argument("--fps", type=float, default=8.0)
+    r.add_argument("--size", type=int, default=256, help="video width and height in pixels")
+    r.add_argument("--fps", type=float, default=8.0, help="frames per second of the video")
     r.add_argument("--sweep", type=float, default=90.0, help="degrees of camera orbit over the clip")
+    r.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     r.set_defaults(run=_render)
     c = sub.add_parser("convert", help="convert an official SS4D release folder or one official SS4D / TRELLIS "
                        "checkpoint (<stem>.json + .safetensors)")  # fmt: skip
@@ -236,13 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--condition-encoder", help="DINOv2 folder or hub id to ship in the converted pipeline")
     c.add_argument("-o", "--output", required=True, help="output model folder")
     c.add_argument("--trellis", action="store_true", help="a TRELLIS 3D checkpoint: inflate to the 4D model")
+    c.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     c.set_defaults(run=_convert)
     d = sub.add_parser("data", help="datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)
     sy = dsub.add_parser("synth", help="procedural 4D clips (ray-marched SDF objects in motion)")
     sy.add_argument("--num", type=int, default=10, help="number of clips")
-    sy.add_argument("--frames", type=int, default=8)
-    sy.add_argument("--out", required=True)
+    sy.add_argument("--frames", type=int, default=8, help="frames per clip")
+    sy.add_argument("--out", required=True, help="folder for the clip_* folders (clips are added to it)")
     sy.add_argument("--seed", type=int, default=0, help="clip i uses seed + i")
     sy.add_argument("--size", type=int, default=64, help="image size of the videos and views")
     sy.add_argument("--views", type=int, default=4, help="orbit views per frame")
@@ -250,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy.set_defaults(run=_synth)
     im = dsub.add_parser("import", help="TRELLIS/NeRF-style RGBA renders (transforms.json + time) -> training clips")
     im.add_argument("sources", nargs="+", help="clip folders, each with a transforms.json")
-    im.add_argument("--out", required=True)
+    im.add_argument("--out", required=True, help="folder for the clip_* folders")
     im.add_argument("--size", type=int, help="resize the renders to this square size")
     _add_voxel_feature_args(im)
     im.set_defaults(run=_import)
@@ -258,15 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("config", help="JSON config (e.g. configs/ss4d-tiny.json)")
     tr.add_argument("--data", help="override the config's data folder")
     tr.add_argument("--out", help="override the config's output folder")
-    tr.add_argument("-q", "--quiet", action="store_true")
+    tr.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(run=_train)
     ev = sub.add_parser("eval", help="novel-view PSNR / SSIM and flicker on held-out synthetic clips")
     ev.add_argument("--model", required=True, help="pipeline folder")
     ev.add_argument("--data", required=True, help="folder of clip_* (from `ss4d data synth`)")
-    ev.add_argument("--limit", type=int)
-    ev.add_argument("--steps", type=int)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--limit", type=int, help="evaluate the first N clips (default: all)")
+    ev.add_argument("--steps", type=int, help="sampling steps (default: the pipeline's)")
+    ev.add_argument("--seed", type=int, default=0, help="random seed of every clip's generation")
     ev.add_argument("--out", help="write the metrics (with per-clip rows) to this JSON file")
+    ev.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ev.add_argument("--lpips-vgg", help="torchvision VGG16 weights file (default: torch's hub cache)")
     ev.add_argument("--lpips-linear", help="LPIPS v0.1 vgg.pth (default: inside an installed lpips package)")
     ev.set_defaults(run=_eval)
@@ -275,12 +323,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as ``warning: <message>`` on stderr, without a Python source location."""
+    text = " ".join(str(message).split())
+    print(f"warning: {text}", file=file if file is not None else sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.run(args)
     except BAD_INPUT as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         print(f"hint: `ss4d {args.command} --help` lists the options", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

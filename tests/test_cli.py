@@ -58,3 +58,45 @@ def test_generate_with_another_scheduler(model_dir, tmp_path, capsys):
     assert len(list((tmp_path / "out").glob("frame_*.ply"))) == 2
     assert main([*args, "--scheduler", "Nope"]) == 2
     assert "not a registered scheduler" in capsys.readouterr().err
+
+
+def test_help_shows_help_and_defaults_for_every_option():
+    import argparse
+
+    from ss4d.cli import build_parser
+
+    def walk(parser, name):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub_name, sub in a.choices.items():
+                    yield from walk(sub, f"{name} {sub_name}")
+            else:
+                yield name, parser, a
+
+    for name, parser, action in walk(build_parser(), "ss4d"):
+        assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+        shown = parser.format_help()
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            assert f"(default: {action.default})" in " ".join(shown.split()), (name, action.dest)
+
+
+def test_warnings_print_as_one_line_without_source_location(model_dir, tmp_path, capsys):
+    clip = tmp_path / "rgb"
+    clip.mkdir()
+    for t, f in enumerate(moving_disc_clip(2, alpha=False)):  # RGB on white: the matte is estimated, with a warning
+        Image.fromarray((f.permute(1, 2, 0) * 255).byte().numpy()).save(clip / f"{t}.png")
+    assert main(["generate", str(clip), "-o", str(tmp_path / "o"), "--model", str(model_dir), "--steps", "1", "-q",
+                 "--no-preview"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "alpha" in line]
+    assert lines and lines[0].startswith("warning: no alpha channel") and ".py" not in err and "Warning" not in err
+
+
+def test_non_empty_output_is_refused_before_any_compute(model_dir, tmp_path, capsys, monkeypatch):
+    import ss4d.pipelines
+
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "mine.txt").write_text("keep me")
+    monkeypatch.setattr(ss4d.pipelines.SS4DPipeline, "from_pretrained", lambda *a, **k: pytest.fail("loaded"))
+    assert main(["generate", str(_gif(tmp_path / "c.gif")), "-o", str(tmp_path / "o"), "--model", str(model_dir)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (tmp_path / "o" / "mine.txt").read_text() == "keep me"

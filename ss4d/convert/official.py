@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from ss4d.errors import CheckpointMismatchError
+from ss4d.errors import CheckpointError, CheckpointMismatchError
 from ss4d.models import (
     GaussianDecoder4D,
     GaussianDecoder4DConfig,
@@ -68,14 +68,15 @@ class ConversionResult:
 def _take(args: dict[str, Any], name: str, *keys: str) -> dict[str, Any]:
     unknown = set(args) - set(keys) - _IGNORED_ARGS
     if unknown:
-        raise ValueError(f"{name}: unsupported official arguments {sorted(unknown)}")
+        raise CheckpointError(f"{name}: unsupported official arguments {sorted(unknown)}")
     return {k: args[k] for k in keys if k in args}
 
 
 def _pe(args: dict[str, Any], name: str) -> bool:
     mode = args.get("pe_mode", "ape")
     if mode not in ("ape", "rope_t"):
-        raise ValueError(f"{name}: pe_mode {mode!r} is not supported (the official 'rope' mode crashes in forward)")
+        raise CheckpointError(f"{name}: pe_mode {mode!r} is not supported "
+                              "(the official 'rope' mode crashes in forward)")
     return mode == "rope_t"
 
 
@@ -95,7 +96,7 @@ def _structure_flow(name: str, args: dict[str, Any], trellis: bool, window: int)
         return StructureFlow4D, StructureFlow4DConfig.from_dict(fields)
     # the official insert_temporal ablation: an explicitly named parity variant (its own blocks and init)
     if fields["window"] is not None and fields["temporal"] != "expand":
-        raise ValueError(
+        raise CheckpointError(
             f"{name}: window_size without expand_self_attn raises NotImplementedError in the official code"
         )
     return StructureFlow4DInsertTemporal, StructureFlow4DInsertTemporalConfig.from_dict(fields)
@@ -110,17 +111,19 @@ def _slat_flow(name: str, args: dict[str, Any], trellis: bool, window: int) -> t
     )  # fmt: skip
     io = list(a.pop("io_block_channels", None) or [])
     if len(io) != 1 or a.get("patch_size", 2) != 2:
-        raise ValueError(f"{name}: ss4d supports one spatial stage (patch_size 2, one io_block_channels), got {io}")
+        raise CheckpointError(
+            f"{name}: ss4d supports one spatial stage (patch_size 2, one io_block_channels), got {io}"
+        )
     io_t = list(a.pop("io_block_channels_t", None) or [a["model_channels"]])
     if io_t != [a["model_channels"]]:
-        raise ValueError(f"{name}: io_block_channels_t must be [model_channels] (official constraint), got {io_t}")
+        raise CheckpointError(f"{name}: io_block_channels_t must be [model_channels] (official constraint), got {io_t}")
     conv = {"3D_1D": "3d_1d", "3D_4D": "3d_4d", "4D": "4d", "non": "none"}.get(a.pop("conv_type", "3D_1D"))
     if trellis:
         conv = "3d_1d"
     elif conv is None:
-        raise ValueError(f"{name}: conv_type '3D' is broken in the official code (no temporal downsampling)")
+        raise CheckpointError(f"{name}: conv_type '3D' is broken in the official code (no temporal downsampling)")
     if not trellis and not a.get("expand_self_attn", False):
-        raise ValueError(f"{name}: ss4d's SLat flow always attends across frames (expand_self_attn=True)")
+        raise CheckpointError(f"{name}: ss4d's SLat flow always attends across frames (expand_self_attn=True)")
     cfg = SLatFlow4DConfig.from_dict(
         {
             **{k: a[k] for k in a if k in SLatFlow4DConfig.__dataclass_fields__},
@@ -143,13 +146,13 @@ def _slat_vae(name: str, args: dict[str, Any], trellis: bool, window: int) -> tu
     a = _take(args, name, *common, *(("representation_config",) if decoder else ("in_channels",)))
     mode = a.pop("attn_mode", "swin")
     if mode not in ("swin", "full"):
-        raise ValueError(f"{name}: attn_mode {mode!r} is not supported (swin or full)")
+        raise CheckpointError(f"{name}: attn_mode {mode!r} is not supported (swin or full)")
     win = a.pop("window_size", 8) if mode == "swin" else None
     temporal = "expand" if trellis or a.pop("expand_self_attn", True) else "none"
     a.pop("expand_self_attn", None)
     use_rope = _pe(a, name) if not trellis else True
     if temporal == "expand" and not use_rope:
-        raise ValueError(f"{name}: the official 4D VAE asserts pe_mode='rope_t' with expand_self_attn")
+        raise CheckpointError(f"{name}: the official 4D VAE asserts pe_mode='rope_t' with expand_self_attn")
     a.pop("pe_mode", None)
     fields = {
         **a,
@@ -161,7 +164,7 @@ def _slat_vae(name: str, args: dict[str, Any], trellis: bool, window: int) -> tu
         return SLatEncoder4D, SLatEncoder4DConfig.from_dict(fields)
     rep = fields.pop("representation_config", {}) or {}
     if rep.get("scaling_activation", "softplus") != "softplus":
-        raise ValueError(f"{name}: scaling_activation {rep['scaling_activation']!r} is not supported")
+        raise CheckpointError(f"{name}: scaling_activation {rep['scaling_activation']!r} is not supported")
     lr = rep.get("lr", {})
     return GaussianDecoder4D, GaussianDecoder4DConfig.from_dict(
         {
@@ -186,7 +189,7 @@ def _structure_vae(name: str, args: dict[str, Any], trellis: bool, window: int) 
     io = "out_channels" if decoder else "in_channels"
     a = _take(args, name, io, "latent_channels", "num_res_blocks", "channels", "num_res_blocks_middle", "norm_type")
     if a.pop("norm_type", "layer") != "layer":
-        raise ValueError(f"{name}: only norm_type='layer' is supported")
+        raise CheckpointError(f"{name}: only norm_type='layer' is supported")
     channels = tuple(a.pop("channels"))
     cfg = SparseStructureVAEConfig.from_dict(
         {"io_channels": a.pop(io), "channels": tuple(reversed(channels)) if decoder else channels, **a}
@@ -229,7 +232,7 @@ def config_from_official(
     name, args = checkpoint["name"], dict(checkpoint["args"])
     table = TRELLIS_CLASSES if trellis else OFFICIAL_CLASSES
     if name not in table:
-        raise ValueError(f"unknown official model class {name!r}; ss4d converts {sorted(table)}")
+        raise CheckpointError(f"unknown official model class {name!r}; ss4d converts {sorted(table)}")
     return table[name](name, args, trellis, window)
 
 
@@ -294,13 +297,15 @@ def convert_trellis(checkpoint: str | Path | dict, weights: str | Path | dict, *
     return ConversionResult(model.eval(), report, new, notes)
 
 
-def convert_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, trellis: bool = False) -> ConversionResult:
-    """Convert ``<stem>.json`` + ``<stem>.safetensors`` and write an ss4d model folder to ``out_dir``."""
+def convert_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, trellis: bool = False,
+                       overwrite: bool = False) -> ConversionResult:  # fmt: skip
+    """Convert ``<stem>.json`` + ``<stem>.safetensors`` and write an ss4d model folder to ``out_dir`` (an existing
+    non-empty one is replaced only with ``overwrite=True``)."""
     checkpoint = Path(checkpoint)
     weights = checkpoint.with_suffix(".safetensors")
     for path in (checkpoint, weights):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found (expected <stem>.json next to <stem>.safetensors)")
     result = (convert_trellis if trellis else convert_official)(checkpoint, weights)
-    result.model.save_pretrained(out_dir)
+    result.model.save_pretrained(out_dir, overwrite=overwrite)
     return result

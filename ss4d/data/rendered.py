@@ -38,8 +38,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ss4d.data.synthetic import SyntheticClip, aggregate_features, rgb_features
+from ss4d.errors import InputError
+from ss4d.utils.untrusted import confined, read_json_object
 
-__all__ = ["load_rendered_clip", "surface_voxels", "visual_hull"]
+__all__ = ["check_rendered_source", "load_rendered_clip", "surface_voxels", "visual_hull"]
 
 # OpenGL/Blender camera axes (x right, y up, z backwards) -> OpenCV (x right, y down, z forwards)
 _GL_TO_CV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
@@ -115,13 +117,100 @@ def _read_rgba(path: Path, size: int | None) -> Tensor:
         raise FileNotFoundError(f"{path}: image named in transforms.json not found")
     with Image.open(path) as im:
         if im.mode not in ("RGBA", "LA") and "transparency" not in im.info:
-            raise ValueError(f"{path}: needs RGBA renders with a transparent background (got mode {im.mode})")
+            raise InputError(f"{path}: needs RGBA renders with a transparent background (got mode {im.mode})")
         im = im.convert("RGBA")
         if im.width != im.height:
-            raise ValueError(f"{path}: renders must be square, got {im.width}x{im.height}")
+            raise InputError(f"{path}: renders must be square, got {im.width}x{im.height}")
         if size is not None and im.width != size:
             im = im.resize((size, size), Image.Resampling.LANCZOS)
         return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+
+
+def _fail(path: Path, msg: str) -> InputError:
+    return InputError(f"{path}: {msg}")
+
+
+def _check_matrix(path: Path, where: str, m: object) -> None:
+    ok = (isinstance(m, list) and len(m) == 4 and all(isinstance(r, list) and len(r) == 4 for r in m)
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for r in m for v in r))
+    if not ok:
+        raise _fail(path, f"{where}.transform_matrix: expected a 4x4 list of finite numbers (camera-to-world)")
+    det = float(torch.linalg.det(torch.tensor(m, dtype=torch.float64)))
+    if abs(det) < 1e-9:
+        raise _fail(path, f"{where}.transform_matrix is singular (determinant {det:.3g}); it must be an invertible "
+                          "camera-to-world matrix")  # fmt: skip
+
+
+def _check_image(path: Path, where: str, rel: object, folder: Path) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(rel, str) or not rel:
+        raise _fail(path, f"{where}: expected an image path relative to the clip folder, got {rel!r}")
+    image = confined(rel, folder, what=f"{path}: {where}", resolve=False)
+    if not image.is_file():
+        raise FileNotFoundError(f"{path}: {where}: {image} not found")
+    try:
+        with Image.open(image) as im:
+            mode, w, h, transparency = im.mode, im.width, im.height, "transparency" in im.info
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise _fail(path, f"{where}: {image} is not a readable image ({e})") from e
+    if mode not in ("RGBA", "LA") and not transparency:
+        raise _fail(path, f"{where}: {image} needs RGBA with a transparent background (got mode {mode})")
+    if w != h:
+        raise _fail(path, f"{where}: {image} must be square, got {w}x{h}")
+
+
+def check_rendered_source(folder: str | Path) -> tuple[Path, dict, float, dict[int, list[dict]]]:
+    """Check a render folder's ``transforms.json`` and the headers of every image it names, without decoding
+    pixels: ``ss4d data import`` runs this on every source before it writes the first clip.
+
+    Returns ``(transforms.json path, spec, fov, views by time)``.
+
+    Raises:
+        FileNotFoundError: no ``transforms.json`` or a missing image.
+        InputError: invalid JSON or field types, paths leaving the folder, singular or non-finite camera
+            matrices, non-RGBA / non-square images, time steps with different view counts, several fields of view.
+    """
+    folder = Path(folder)
+    path = folder / "transforms.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (expected a TRELLIS/NeRF-style render folder)")
+    spec = read_json_object(path, error=InputError)
+    entries = spec.get("frames")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise _fail(path, "`frames` must be a non-empty list of view objects")
+    fovs = set()
+    for i, e in enumerate(entries):
+        f = e.get("camera_angle_x", spec.get("camera_angle_x"))
+        if not isinstance(f, (int, float)) or isinstance(f, bool) or not 0 < f < math.pi:
+            raise _fail(path, f"frames[{i}].camera_angle_x: expected the horizontal field of view in radians, "
+                              f"in (0, pi), got {f!r}")  # fmt: skip
+        fovs.add(float(f))
+    if len(fovs) != 1:
+        raise _fail(path, f"needs one `camera_angle_x` (radians) for every view, got {sorted(fovs)}")
+    by_time: dict[int, list[dict]] = {}
+    for i, e in enumerate(entries):
+        if "file_path" not in e or "transform_matrix" not in e:
+            raise _fail(path, f"frames[{i}] needs `file_path` and `transform_matrix`")
+        t = e.get("time", 0)
+        if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+            raise _fail(path, f"frames[{i}].time: expected an integer frame index >= 0, got {t!r}")
+        _check_matrix(path, f"frames[{i}]", e["transform_matrix"])
+        _check_image(path, f"frames[{i}].file_path", e["file_path"], folder)
+        by_time.setdefault(t, []).append(e)
+    times = sorted(by_time)
+    if times != list(range(len(times))):
+        raise _fail(path, f"`time` values must be 0..T-1 without gaps, got {times}")
+    counts = {len(v) for v in by_time.values()}
+    if len(counts) != 1:
+        raise _fail(path, f"every time step needs the same number of views, got {sorted(counts)}")
+    if "video" in spec:
+        video = spec["video"]
+        if not isinstance(video, list) or len(video) != len(times):
+            raise _fail(path, f"`video` needs a list of one image per time step ({len(times)}), got {video!r:.60}")
+        for i, rel in enumerate(video):
+            _check_image(path, f"video[{i}]", rel, folder)
+    return path, spec, fovs.pop(), by_time
 
 
 def load_rendered_clip(
@@ -141,35 +230,14 @@ def load_rendered_clip(
         aggregate: ``"visible"`` or ``"all"`` views per voxel.
 
     Raises:
-        FileNotFoundError: no ``transforms.json`` or a missing image. ValueError: malformed JSON fields,
-        non-RGBA or non-square images, time steps with different view counts, several fields of view.
+        FileNotFoundError / InputError: see :func:`check_rendered_source`; InputError also for a time step
+        whose silhouettes carve no voxel.
     """
     if aggregate not in ("visible", "all"):
-        raise ValueError(f"`aggregate` must be 'visible' or 'all', got {aggregate!r}")
+        raise InputError(f"`aggregate` must be 'visible' or 'all', got {aggregate!r}")
     folder = Path(folder)
-    path = folder / "transforms.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found (expected a TRELLIS/NeRF-style render folder)")
-    spec = json.loads(path.read_text())
-    entries = spec.get("frames")
-    if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{path}: `frames` must be a non-empty list of views")
-    fovs = {float(e.get("camera_angle_x", spec.get("camera_angle_x", float("nan")))) for e in entries}
-    if len(fovs) != 1 or any(math.isnan(f) for f in fovs):
-        raise ValueError(f"{path}: needs one `camera_angle_x` (radians) for every view, got {sorted(fovs)}")
-    fov = fovs.pop()
-
-    by_time: dict[int, list[dict]] = {}
-    for i, e in enumerate(entries):
-        if "file_path" not in e or "transform_matrix" not in e:
-            raise ValueError(f"{path}: view {i} needs `file_path` and `transform_matrix`")
-        by_time.setdefault(int(e.get("time", 0)), []).append(e)
+    path, spec, fov, by_time = check_rendered_source(folder)
     times = sorted(by_time)
-    if times != list(range(len(times))):
-        raise ValueError(f"{path}: `time` values must be 0..T-1 without gaps, got {times}")
-    counts = {len(v) for v in by_time.values()}
-    if len(counts) != 1:
-        raise ValueError(f"{path}: every time step needs the same number of views, got {sorted(counts)}")
 
     views, mats = [], []
     for t in times:
@@ -177,21 +245,17 @@ def load_rendered_clip(
         for e in by_time[t]:
             frame_views.append(_read_rgba(folder / e["file_path"], image_size))
             c2w = torch.tensor(e["transform_matrix"], dtype=torch.float64)
-            if c2w.shape != (4, 4):
-                raise ValueError(f"{path}: `transform_matrix` of {e['file_path']} must be 4x4")
             frame_mats.append((_GL_TO_CV.double() @ torch.linalg.inv(c2w)).float())
         views.append(torch.stack(frame_views))
         mats.append(torch.stack(frame_mats))
     views_u8, viewmats = torch.stack(views), torch.stack(mats)
     sizes = {int(v.shape[-1]) for v in views}
     if len(sizes) != 1:
-        raise ValueError(f"{path}: images differ in size {sorted(sizes)}; pass image_size to resize them")
+        raise InputError(f"{path}: images differ in size {sorted(sizes)}; pass image_size to resize them")
     size = sizes.pop()
     focal = 0.5 * size / math.tan(fov / 2)
 
     if "video" in spec:
-        if len(spec["video"]) != len(times):
-            raise ValueError(f"{path}: `video` needs one image per time step ({len(times)}), got {len(spec['video'])}")
         video = torch.stack([_read_rgba(folder / p, size) for p in spec["video"]])
     else:
         video = views_u8[:, 0].clone()
@@ -201,7 +265,7 @@ def load_rendered_clip(
         rgba = views_u8[t].float() / 255
         xyz = surface_voxels(visual_hull(rgba[:, 3], viewmats[t], focal, resolution))
         if xyz.shape[0] == 0:
-            raise ValueError(f"{path}: time {t} has no occupied voxel (empty alpha, or cameras that miss the object)")
+            raise InputError(f"{path}: time {t} has no occupied voxel (empty alpha, or cameras that miss the object)")
         centres = (xyz.float() + 0.5) / resolution - 0.5
         depths = _depth_maps(centres, viewmats[t], focal, size, 1.0 / resolution)
         feat_maps = torch.stack([features(im) for im in rgba])

@@ -22,6 +22,8 @@ from jaxtyping import Float
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ss4d.utils.atomic import atomic_folder
+
 __all__ = [
     "Part",
     "SyntheticClip",
@@ -239,12 +241,13 @@ class SyntheticClip:
     meta: dict
 
     def save(self, folder: str | Path) -> Path:
+        """Write ``data.safetensors`` + ``meta.json`` into ``folder``, whole or not at all (a rerun replaces it)."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         tensors = {"video": self.video, "views": self.views, "viewmats": self.viewmats, "coords": self.coords,
                    "features": self.features, "visible_views": self.visible_views}  # fmt: skip
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / "data.safetensors"))
-        (folder / "meta.json").write_text(json.dumps({**self.meta, "focal": self.focal}, indent=2) + "\n")
+        with atomic_folder(folder, overwrite=True) as tmp:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "data.safetensors"))
+            (tmp / "meta.json").write_text(json.dumps({**self.meta, "focal": self.focal}, indent=2) + "\n")
         return folder
 
     @classmethod

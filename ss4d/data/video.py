@@ -1,12 +1,15 @@
 """Read a clip from a video file, a folder of frames, a list of PIL images or a tensor; write videos.
 
 Every reader returns a :class:`Clip`: ``frames [T, C, H, W]`` float in [0, 1] with C = 3 (RGB) or 4
-(RGBA, when the source has alpha), plus the frame rate when known. GIFs and image folders need only
-Pillow; other containers (mp4, webm, mov, ...) use PyAV (``pip install 'ss4d[video]'``).
+(RGBA, when the source has alpha), plus the frame rate when known. GIF / animated WebP / APNG / TIFF files
+and image folders need only Pillow; other containers (mp4, webm, mov, ...) use PyAV
+(``pip install 'ss4d[video]'``). Frames are decoded one at a time (:mod:`ss4d.data.media`), so ``max_frames``
+and ``stride`` bound memory; a folder must have alpha in every frame or in none.
 """
 
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +18,21 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ss4d.data.media import (
+    VIDEO_HINT,
+    frames_of_image_file,
+    frames_of_video_file,
+    has_alpha,
+    pil_to_array,
+    select_frames,
+)
+from ss4d.errors import InputError, MediaError
 from ss4d.ops._optional import require
+from ss4d.utils.untrusted import check_finite
 
 __all__ = ["Clip", "IMAGE_SUFFIXES", "load_clip", "write_video"]
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-VIDEO_HINT = "Reading/writing this video format needs PyAV: pip install 'ss4d[video]'"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}  # still or animated
 MAX_FRAMES_LIMIT = 4096
 
 
@@ -42,77 +54,67 @@ def _natural_key(path: Path) -> list:
     return [int(s) if s.isdigit() else s.lower() for s in re.split(r"(\d+)", path.name)]
 
 
-def _from_pil(images: Sequence, source: str) -> Tensor:
-    from PIL import Image
-
-    arrays = []
-    for i, im in enumerate(images):
-        if not isinstance(im, Image.Image):
-            raise TypeError(f"{source}: item {i} is a {type(im).__name__}, not a PIL image")
-        mode = "RGBA" if (im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info) else "RGB"
-        arrays.append(np.asarray(im.convert(mode)))
-    sizes = {a.shape[:2] for a in arrays}
-    if len(sizes) > 1:
-        raise ValueError(f"{source}: frames have different sizes {sorted(sizes)}; all frames must match")
-    channels = {a.shape[2] for a in arrays}
-    if len(channels) > 1:  # some frames with alpha: give every frame an alpha channel
-        arrays = [
-            a if a.shape[2] == 4 else np.concatenate([a, np.full(a.shape[:2] + (1,), 255, a.dtype)], 2) for a in arrays
-        ]
+def _to_tensor(arrays: list[np.ndarray]) -> Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def _read_gif(path: Path) -> Clip:
-    from PIL import Image, ImageSequence
+def _pil_frames(images: Sequence, source: str) -> tuple[Iterator[np.ndarray], bool]:
+    from PIL import Image
 
-    with Image.open(path) as im:
-        duration = im.info.get("duration")
-        frames = [f.convert("RGBA") for f in ImageSequence.Iterator(im)]
-    rgba = _from_pil(frames, str(path))
-    if bool((rgba[:, 3] >= 1.0).all()):  # no transparency anywhere: plain RGB
-        rgba = rgba[:, :3]
-    return Clip(rgba, 1000.0 / duration if duration else None)
+    for i, im in enumerate(images):
+        if not isinstance(im, Image.Image):
+            raise InputError(f"{source}: item {i} is a {type(im).__name__}, not a PIL image")
+    alpha = _common_alpha([has_alpha(im) for im in images], [f"item {i}" for i in range(len(images))], source)
+    return (pil_to_array(im, alpha=alpha) for im in images), alpha
 
 
-def _read_video(path: Path) -> Clip:
-    av = require("av", hint=VIDEO_HINT)
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate) if stream.average_rate else None
-        has_alpha = "a" in (stream.codec_context.pix_fmt or "")
-        fmt = "rgba" if has_alpha else "rgb24"
-        arrays = [frame.to_ndarray(format=fmt) for frame in container.decode(stream)]
-    if not arrays:
-        raise ValueError(f"{path}: the video has no frames")
-    return Clip(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0, fps)
+def _common_alpha(flags: list[bool], names: list[str], source: str) -> bool:
+    """Every frame with alpha or none: a mix would treat the opaque frames' whole background as the object."""
+    if any(flags) and not all(flags):
+        with_a = names[flags.index(True)]
+        without = names[flags.index(False)]
+        raise MediaError(f"{source}: {with_a} has an alpha channel but {without} does not ({sum(flags)} of "
+                         f"{len(flags)} frames have one); save every frame as RGBA (or all as RGB)")  # fmt: skip
+    return bool(flags and flags[0])
 
 
-def _read_folder(path: Path) -> Clip:
+def _folder_frames(path: Path) -> tuple[Iterator[np.ndarray], bool]:
     from PIL import Image, UnidentifiedImageError
 
     files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
     if not files:
-        raise ValueError(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder")
-    images = []
-    for f in files:
+        raise MediaError(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder")
+    flags = []
+    for f in files:  # headers only: modes are known before any pixel is decoded
         try:
             with Image.open(f) as im:
-                im.load()
-                images.append(im.copy())
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"{f}: not a readable image ({e})") from e
-    return Clip(_from_pil(images, str(path)))
+                flags.append(has_alpha(im))
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise MediaError(f"{f}: not a readable image ({e}); fix or remove it") from e
+    alpha = _common_alpha(flags, [f.name for f in files], str(path))
+
+    def frames() -> Iterator[np.ndarray]:
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    im.load()
+                    yield pil_to_array(im, alpha=alpha)
+            except (UnidentifiedImageError, OSError, ValueError) as e:
+                raise MediaError(f"{f}: not a readable image ({e}); fix or remove it") from e
+
+    return frames(), alpha
 
 
 def _from_tensor(x: Tensor) -> Clip:
     if x.ndim != 4 or x.shape[1] not in (3, 4):
-        raise ValueError(f"a clip tensor must be [T, C, H, W] with C = 3 (RGB) or 4 (RGBA), got {tuple(x.shape)}")
+        raise MediaError(f"a clip tensor must be [T, C, H, W] with C = 3 (RGB) or 4 (RGBA), got {tuple(x.shape)}")
     if x.dtype == torch.uint8:
         return Clip(x.float() / 255.0)
     if not x.dtype.is_floating_point:
-        raise ValueError(f"a clip tensor must be uint8 or float in [0, 1], got {x.dtype}")
+        raise MediaError(f"a clip tensor must be uint8 or float in [0, 1], got {x.dtype}")
+    check_finite(x, "the clip tensor", fix="replace the NaN / inf pixels")
     if float(x.min()) < -1e-3 or float(x.max()) > 1 + 1e-3:
-        raise ValueError(
+        raise MediaError(
             f"a float clip tensor must hold values in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]"
         )
     return Clip(x.float().clamp(0, 1))
@@ -125,68 +127,61 @@ def load_clip(
     stride: int = 1,
     fps: float | None = None,
 ) -> Clip:
-    """Read a clip and subsample it.
+    """Read a clip and subsample it, decoding only the frames it keeps.
 
     Args:
-        source: video file (gif via Pillow; mp4/webm/... via PyAV), folder of frames (natural sort),
-            list of PIL images, or ``[T, C, H, W]`` uint8 / float tensor (C = 3 or 4).
-        max_frames: keep at most this many frames (after ``stride`` / ``fps``).
+        source: video file (GIF / animated WebP / APNG / multi-page TIFF via Pillow; mp4/webm/... via PyAV),
+            still image, folder of frames (natural sort), list of PIL images, or ``[T, C, H, W]`` uint8 / float
+            tensor (C = 3 or 4).
+        max_frames: keep at most this many frames (after ``stride`` / ``fps``); default
+            :data:`~ss4d.data.media.DEFAULT_FRAME_CAP` (256), with a warning when the clip is longer.
         stride: keep every ``stride``-th frame.
         fps: resample to this frame rate (needs the source's rate; ignored for folders and tensors).
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: empty or unreadable sources, frames of different sizes, bad options.
+        MediaError: empty, undecodable or inconsistent sources (size, alpha presence), bad tensors.
+        InputError: bad options.
+        NonFiniteError: NaN / inf in a float tensor.
     """
-    if stride < 1:
-        raise ValueError(f"`stride` must be >= 1, got {stride}")
-    if max_frames is not None and not 1 <= max_frames <= MAX_FRAMES_LIMIT:
-        raise ValueError(f"`max_frames` must be in 1..{MAX_FRAMES_LIMIT}, got {max_frames}")
-    if fps is not None and fps <= 0:
-        raise ValueError(f"`fps` must be > 0, got {fps}")
+    if not isinstance(stride, int) or stride < 1:
+        raise InputError(f"`stride` (--stride) must be an integer >= 1, got {stride!r}")
+    if max_frames is not None and (not isinstance(max_frames, int) or not 1 <= max_frames <= MAX_FRAMES_LIMIT):
+        raise InputError(f"`max_frames` (--max-frames) must be in 1..{MAX_FRAMES_LIMIT}, got {max_frames!r}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise InputError(f"`fps` must be a finite number > 0, got {fps}")
+    name = "the clip"
     if isinstance(source, Tensor):
         clip = _from_tensor(source)
-    elif isinstance(source, (str, Path)):
+        kept = select_frames(iter(clip.frames), stride=stride, max_frames=max_frames, source="the clip tensor")
+        return Clip(torch.stack(kept).contiguous())
+    if isinstance(source, (str, Path)):
         path = Path(source)
+        name = str(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
+        rate = None
         if path.is_dir():
-            clip = _read_folder(path)
-        elif path.suffix.lower() == ".gif":
-            clip = _read_gif(path)
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            clip = Clip(_from_pil([_open_image(path)], str(path)))
+            it, alpha = _folder_frames(path)
+        elif path.suffix.lower() in IMAGE_SUFFIXES | {".gif", ".apng"}:
+            it, rate, alpha = frames_of_image_file(path)
         else:
-            clip = _read_video(path)
+            it, rate, alpha = frames_of_video_file(path)
     elif isinstance(source, Sequence) and not isinstance(source, (str, bytes)):
         if len(source) == 0:
-            raise ValueError("the list of images is empty")
-        clip = Clip(_from_pil(source, "images"))
+            raise MediaError("the list of images is empty; pass at least one frame")
+        it, alpha = _pil_frames(source, "images")
+        rate, name = None, "the list of images"
     else:
-        raise TypeError(f"unsupported clip source {type(source).__name__}")
-    frames, rate = clip.frames, clip.fps
-    if fps is not None and rate:
-        step = max(rate / fps, 1.0)
-        keep = torch.arange(0, frames.shape[0], step).long()
-        frames, rate = frames[keep], rate / step
-    frames = frames[::stride]
-    rate = rate / stride if rate else rate
-    if max_frames is not None:
-        frames = frames[:max_frames]
-    if frames.shape[0] == 0:
-        raise ValueError("the clip has no frames")
+        raise InputError(f"unsupported clip source {type(source).__name__}: pass a path, PIL images or a tensor")
+    step = max(rate / fps, 1.0) if fps is not None and rate else 1.0
+    kept = select_frames(it, stride=stride, max_frames=max_frames, step=step, source=name)
+    frames = _to_tensor(kept)
+    if alpha and bool((frames[:, 3] >= 1.0).all()) and Path(name).suffix.lower() == ".gif":
+        frames = frames[:, :3]  # a GIF without transparency anywhere: plain RGB
+    if rate:
+        rate = rate / step / stride
     return Clip(frames.contiguous(), rate)
-
-
-def _open_image(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im.copy()
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from e
 
 
 def write_video(frames: Float[Tensor, "t 3 h w"], path: str | Path, *, fps: float = 12.0) -> Path:

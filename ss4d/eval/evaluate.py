@@ -19,6 +19,7 @@ from ss4d.eval.lpips import LPIPS, lpips_if_available
 from ss4d.eval.metrics import bbox_crop, flicker, psnr, ssim, voxel_iou
 from ss4d.pipelines import SS4DPipeline
 from ss4d.render import Camera, render_gaussians
+from ss4d.utils.atomic import atomic_file, check_output
 
 __all__ = ["evaluate"]
 
@@ -79,9 +80,13 @@ def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num
 
 def evaluate_folder(model: str | Path, data: str | Path, *, limit: int | None = None, seed: int = 0,
                     num_steps: int | None = None, out: str | Path | None = None,
-                    lpips_vgg: str | Path | None = None, lpips_linear: str | Path | None = None) -> dict:  # fmt: skip
+                    lpips_vgg: str | Path | None = None, lpips_linear: str | Path | None = None,
+                    overwrite: bool = False) -> dict:  # fmt: skip
     """:func:`evaluate` on the ``clip_*`` folders under ``data``; LPIPS is added when its weights are found
-    (``result["lpips_missing"]`` says why not otherwise)."""
+    (``result["lpips_missing"]`` says why not otherwise). ``out`` is checked before any work and written whole
+    (an existing file is replaced only with ``overwrite=True``)."""
+    if out is not None:
+        check_output(out, overwrite=overwrite, kind="file")
     folders = sorted(p for p in Path(data).glob("clip_*") if p.is_dir())[:limit]
     if not folders:
         raise FileNotFoundError(f"{data}: no clip_* folders (make some with `ss4d data synth`)")
@@ -90,5 +95,5 @@ def evaluate_folder(model: str | Path, data: str | Path, *, limit: int | None = 
     if metric is None:
         result["lpips_missing"] = why
     if out is not None:
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        atomic_file(out, lambda p: p.write_text(json.dumps(result, indent=2) + "\n"), overwrite=overwrite)
     return result

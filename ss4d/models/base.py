@@ -1,26 +1,26 @@
 """Configs and persistence shared by every ss4d network (diffusers-style, safetensors only).
 
 A model folder holds ``config.json`` (the frozen config dataclass plus ``_class_name``) and
-``model.safetensors``. Writes are atomic (temporary file + rename); loading is strict by default and
+``model.safetensors``. A folder is written whole or not at all (:func:`ss4d.utils.atomic_folder`); loading
+checks the safetensors header against the file size, refuses NaN / inf weights, is strict by default and
 reports missing, unexpected and shape-mismatched keys by name. No pickle is read or written.
 """
 
 import dataclasses
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from ss4d import __version__
-from ss4d.errors import CheckpointMismatchError
+from ss4d.errors import CheckpointError, CheckpointMismatchError
 from ss4d.layers.registry import BlockFactory, attention_layers, mlp_layers, norm_layers, temporal_layers
+from ss4d.utils.atomic import atomic_file, atomic_folder
+from ss4d.utils.untrusted import load_safetensors, read_json_object
 
 __all__ = ["BlockLayersConfig", "LoadReport", "ModelConfig", "ModelMixin", "atomic_write"]
 
@@ -112,18 +112,7 @@ class LoadReport:
         return "; ".join(parts) or "all keys match"
 
 
-def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+atomic_write = atomic_file  # the name other modules import: a whole file or none, normal permissions
 
 
 class ModelMixin(nn.Module):
@@ -138,22 +127,26 @@ class ModelMixin(nn.Module):
         self.config = config
 
     # --- persistence --------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | Path, *, dtype: torch.dtype | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (atomically); returns the folder.
+    def save_pretrained(self, folder: str | Path, *, dtype: torch.dtype | None = None, overwrite: bool = False) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder``, whole or not at all; returns it.
 
         ``dtype`` (e.g. ``torch.float16``) stores the *parameters* in that type (buffers keep theirs) to halve
-        the file; ``from_pretrained`` casts them back into the model's own dtype on load.
+        the file; ``from_pretrained`` casts them back into the model's own dtype on load. An existing non-empty
+        ``folder`` is replaced only with ``overwrite=True`` (:func:`ss4d.utils.atomic_folder`).
         """
-        folder = Path(folder)
+        with atomic_folder(folder, overwrite=overwrite) as tmp:
+            self._write_pretrained(tmp, dtype=dtype)
+        return Path(folder)
+
+    def _write_pretrained(self, folder: Path, *, dtype: torch.dtype | None = None) -> None:
         config = {"_class_name": type(self).__name__, "_ss4d_version": __version__, **self.config.to_dict()}
         params = {name for name, _ in self.named_parameters()}
         state = {
             k: (v.to(dtype) if dtype is not None and k in params else v).detach().contiguous().cpu()
             for k, v in self.state_dict().items()
         }
-        atomic_write(folder / "model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"}))
-        atomic_write(folder / "config.json", lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
-        return folder
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
     @classmethod
     def from_pretrained(
@@ -168,18 +161,25 @@ class ModelMixin(nn.Module):
 
         Raises:
             FileNotFoundError: a file is missing (the message names it).
-            ValueError: the config belongs to another class or has unknown keys.
+            CheckpointError: unreadable / invalid config.json, a config of another class or with unknown keys,
+                a damaged safetensors file, NaN / inf weights (:class:`~ss4d.errors.NonFiniteError`).
             CheckpointMismatchError: with ``strict``, any missing / unexpected / mismatched key.
         """
         folder = Path(folder)
         for name in ("config.json", "model.safetensors"):
             if not (folder / name).is_file():
                 raise FileNotFoundError(f"{folder / name} not found: expected a folder written by save_pretrained()")
-        raw = json.loads((folder / "config.json").read_text())
+        config_path = folder / "config.json"
+        raw = read_json_object(config_path, fix="re-save the model folder")
         if raw.get("_class_name", cls.__name__) != cls.__name__:
-            raise ValueError(f"{folder} holds a {raw['_class_name']}, not a {cls.__name__}")
-        model = cls(cls.config_class.from_dict(raw))
-        model.load_checkpoint(load_file(str(folder / "model.safetensors")), strict=strict, source=folder)
+            raise CheckpointError(f"{config_path} holds a {raw['_class_name']}, not a {cls.__name__}; "
+                                  "point to the right component folder")  # fmt: skip
+        try:
+            config = cls.config_class.from_dict(raw)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{config_path}: {e}") from e
+        model = cls(config)
+        model.load_checkpoint(load_safetensors(folder / "model.safetensors"), strict=strict, source=folder)
         return model.to(device=device, dtype=dtype).eval()
 
     def load_checkpoint(

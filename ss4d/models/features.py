@@ -18,6 +18,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ss4d.data.synthetic import rgb_features
+from ss4d.errors import InputError
 from ss4d.models.condition import DinoV2Encoder, normalize_for_dinov2
 
 __all__ = ["DinoV2Features", "feature_extractor", "rgb_features"]
@@ -36,7 +37,7 @@ class DinoV2Features:
         self.encoder = DinoV2Encoder(path, image_size=image_size).to(device)
         config = self.encoder.model.config
         if image_size % config.patch_size:
-            raise ValueError(f"image_size {image_size} must be a multiple of DINOv2's patch size {config.patch_size}")
+            raise InputError(f"image_size {image_size} must be a multiple of DINOv2's patch size {config.patch_size}")
         self.grid = image_size // config.patch_size
         self.num_prefix = 1 + int(getattr(config, "num_register_tokens", 0))
         self.channels = int(config.hidden_size)
@@ -58,6 +59,6 @@ def feature_extractor(name: str, *, dinov2: str | Path | None = None, device: st
         return rgb_features
     if name == "dinov2":
         if dinov2 is None:
-            raise ValueError("features 'dinov2' need the local DINOv2 weights folder (--dinov2 PATH)")
+            raise InputError("features 'dinov2' need the local DINOv2 weights folder (--dinov2 PATH)")
         return DinoV2Features(dinov2, device=device)
-    raise ValueError(f"unknown feature extractor {name!r}; choose 'rgb' or 'dinov2'")
+    raise InputError(f"unknown feature extractor {name!r}; choose 'rgb' or 'dinov2'")

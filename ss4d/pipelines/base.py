@@ -17,9 +17,13 @@ import torch
 from torch import nn
 
 from ss4d import __version__
+from ss4d.errors import CheckpointError, SS4DError
 from ss4d.models.base import atomic_write
+from ss4d.pipelines.folder import read_index
 from ss4d.pipelines.hub import HubOptions, PipelineSource, resolve_pipeline_source
 from ss4d.schedulers import SCHEDULERS, FlowMatchScheduler
+from ss4d.utils.atomic import atomic_folder
+from ss4d.utils.device import check_device
 
 __all__ = ["COMPONENT_CLASSES", "ComponentIO", "Pipeline", "component_io", "register_component"]
 
@@ -147,6 +151,7 @@ class Pipeline:
             ModelNotCachedError: a hub id offline with nothing cached (names the download command).
             ValueError: a component class not on the allowlist, or an unreadable index.
         """
+        check_device(device)
         options = HubOptions(cache_dir, revision, local_files_only)
         pipe = cls._from_source(resolve_pipeline_source(path, options), options, **load_kwargs)
         return pipe.to(device, torch_dtype or dtype)
@@ -162,44 +167,36 @@ class Pipeline:
 
     @classmethod
     def _from_folder(cls: type[P], folder: Path) -> P:
-        """Read an ss4d pipeline folder (``model_index.json`` + one subfolder per component)."""
-        index_path = folder / INDEX_NAME
-        if not index_path.is_file():
-            raise FileNotFoundError(f"{index_path} not found: not an ss4d pipeline folder")
-        try:
-            index = json.loads(index_path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{index_path}: not valid JSON ({e})") from e
-        names = index.get("components", {})
-        missing = [c for c in cls.component_names if c not in names and c not in cls.optional_components]
-        if missing:
-            raise ValueError(f"{index_path}: missing components {missing}")
+        """Read an ss4d pipeline folder (``model_index.json`` + one subfolder per component), every check of
+        :func:`~ss4d.pipelines.folder.read_index` first (allowlist, confinement, types, finite statistics)."""
+        checked = read_index(folder, cls.component_names, set(_allowed()), optional=cls.optional_components)
         loaded = {}
         for name in cls.component_names:
-            if name not in names:
-                loaded[name] = cls._default_component(name, index)
-                continue
-            io = component_io(names[name])
-            if io is None:
-                raise ValueError(f"{index_path}: component {name!r} names class {names[name]!r}, which is not on "
-                                 f"ss4d's allowlist {_allowed()} (register it first)")  # fmt: skip
-            sub = folder / name
-            if not sub.is_dir():
-                raise FileNotFoundError(f"{sub}: component folder missing")
-            loaded[name] = io.load(sub)
-        return cls(**loaded, **cls._settings_from_index(index, index_path))
+            if name in checked.components:
+                class_name, sub = checked.components[name]
+                loaded[name] = component_io(class_name).load(sub)
+            else:
+                loaded[name] = cls._default_component(name, checked.raw)
+        try:
+            return cls(**loaded, **cls._settings_from_index(checked.raw, checked.path))
+        except SS4DError as e:
+            raise type(e)(f"{checked.path}: {e}") from e
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{checked.path}: {e}") from e
 
     # --- saving -------------------------------------------------------------------------------------
-    def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
-        """Write the pipeline folder; ``dtype`` stores the parameters in that type (e.g. ``torch.float16`` for a
-        half-size folder). Returns the folder.
+    def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None, overwrite: bool = False) -> Path:
+        """Write the pipeline folder, whole or not at all (:func:`ss4d.utils.atomic.atomic_folder`: a temporary
+        sibling renamed into place; an existing non-empty folder is replaced only with ``overwrite=True``);
+        ``dtype`` stores the parameters in that type (e.g. ``torch.float16`` for a half-size folder).
 
         Raises:
             ValueError: a component's class is not registered (nothing is written then).
+            OutputExistsError / OutputLockedError / OutputPathError: see :func:`~ss4d.utils.atomic.atomic_folder`.
         """
-        folder = Path(path)
-        self._write_components(folder, dtype=dtype)
-        return folder
+        with atomic_folder(path, overwrite=overwrite) as tmp:
+            self._write_components(tmp, dtype=dtype)
+        return Path(path)
 
     def _write_components(self, folder: Path, *, dtype: torch.dtype | None = None) -> None:
         """Every file of the folder: each component in its subfolder, then ``model_index.json`` (atomically,

@@ -8,8 +8,10 @@ import torch
 from jaxtyping import Float, Int32
 from torch import Tensor
 
+from ss4d import __version__
 from ss4d.ops.sparse import SparseTensor
 from ss4d.representations import Gaussians, save_npz, save_ply_sequence
+from ss4d.utils.atomic import atomic_folder
 
 __all__ = ["SS4DLatents", "SS4DOutput"]
 
@@ -25,28 +27,37 @@ class SS4DOutput:
     timings: dict[str, float] = field(default_factory=dict)
     # peak accelerator memory per stage in bytes (CUDA: torch.cuda.max_memory_allocated); None = not measurable
     peak_memory: dict[str, int | None] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # what reproduces the run (seed, samplers, model, versions)
 
     @property
     def num_frames(self) -> int:
         return len(self.gaussians)
 
-    def save(self, folder: str | Path, *, preview: bool = True, preview_size: int = 192, fps: float = 8.0) -> dict:
+    def save(self, folder: str | Path, *, preview: bool = True, preview_size: int = 192, fps: float = 8.0,
+             overwrite: bool = False) -> dict:  # fmt: skip
         """Write ``frame_0000.ply`` ... (3DGS PLY, y-up), ``gaussians.npz``, ``summary.json`` and, with
         ``preview``, ``preview.mp4`` (or ``.gif`` without PyAV): input | novel view | structure.
 
-        Everything goes inside ``folder``; returns the written paths.
+        Everything goes inside ``folder``, written whole or not at all (:func:`ss4d.utils.atomic_folder`);
+        an existing non-empty ``folder`` is replaced only with ``overwrite=True``. Returns the written paths.
         """
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        written: dict = {"ply": [str(p) for p in save_ply_sequence(self.gaussians, folder)]}
-        written["npz"] = str(save_npz(self.gaussians, folder / "gaussians.npz"))
+        with atomic_folder(folder, overwrite=overwrite) as tmp:
+            written = self._write(tmp, preview=preview, preview_size=preview_size, fps=fps)
+        return {k: ([str(folder / Path(p).name) for p in v] if isinstance(v, list) else str(folder / Path(v).name))
+                for k, v in written.items()}  # fmt: skip
+
+    def _write(self, folder: Path, *, preview: bool, preview_size: int, fps: float) -> dict:
+        written: dict = {"ply": [p.name for p in save_ply_sequence(self.gaussians, folder)]}
+        written["npz"] = save_npz(self.gaussians, folder / "gaussians.npz").name
         if preview:
             from ss4d.data import write_video
             from ss4d.render.preview import render_preview
 
             frames = render_preview(self.gaussians, self.coords, self.images, self.resolution, size=preview_size)
-            written["preview"] = str(write_video(frames, folder / "preview.mp4", fps=fps))
+            written["preview"] = write_video(frames, folder / "preview.mp4", fps=fps).name
         summary = {
+            **self.settings,
             "num_frames": self.num_frames,
             "gaussians_per_frame": [len(g) for g in self.gaussians],
             "voxels_per_frame": [int(c.shape[0]) for c in self.coords],
@@ -54,6 +65,7 @@ class SS4DOutput:
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "peak_memory_mb": {k: "n/a" if v is None else round(v / 2**20, 1) for k, v in self.peak_memory.items()},
             "files": written,
+            "versions": {"ss4d": __version__, "torch": torch.__version__},
         }
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return written
@@ -61,7 +73,7 @@ class SS4DOutput:
     def to(self, device: torch.device | str) -> "SS4DOutput":
         return SS4DOutput(
             [g.to(device) for g in self.gaussians], [c.to(device) for c in self.coords], self.images.to(device),
-            self.resolution, dict(self.timings), dict(self.peak_memory),
+            self.resolution, dict(self.timings), dict(self.peak_memory), dict(self.settings),
         )  # fmt: skip
 
 

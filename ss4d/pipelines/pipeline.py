@@ -13,6 +13,7 @@ Both sampling stages run the one loop of :mod:`ss4d.pipelines.denoise` with thei
 folder for DINOv2).
 """
 
+import json
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ss4d.data import Clip, load_clip
+from ss4d.errors import InputError
 from ss4d.models import (
     DinoV2Encoder,
     GaussianDecoder4D,
@@ -43,10 +45,12 @@ from ss4d.pipelines.denoise import denoise
 from ss4d.pipelines.hub import HubOptions, PipelineSource, official_pipeline_kwargs
 from ss4d.pipelines.output import SS4DLatents, SS4DOutput
 from ss4d.pipelines.preprocess import Preprocessed, pad_frames, preprocess_clip
+from ss4d.pipelines.provenance import check_stage, config_hash, frame_notice
 from ss4d.pipelines.runtime import PipelineRuntime
 from ss4d.pipelines.runtime import stage as run_stage
 from ss4d.representations import Gaussians
 from ss4d.schedulers import ClassifierFreeGuidance, FlowMatchEulerScheduler, FlowMatchScheduler
+from ss4d.utils.untrusted import check_finite
 
 __all__ = ["COMPONENT_CLASSES", "SS4DPipeline", "SamplerParams", "legacy_sampler"]
 
@@ -139,6 +143,10 @@ class SS4DPipeline(Pipeline):
         self.slat_std = tuple(float(v) for v in (slat_std or [1.0] * latent))
         self.structure_sampler, self.slat_sampler = structure_sampler, slat_sampler
         self.runtime = PipelineRuntime()
+        check_finite(list(self.slat_mean) + list(self.slat_std), "slat_normalization (mean, std)",
+                     fix="the statistics are corrupt; recompute them or use another model")  # fmt: skip
+        self.source: dict[str, str] = {}  # model folder and config hash (set by from_pretrained)
+        self.trained_frames: int | None = None  # longest clip seen in training, when known
         self._check_components()
 
     def _check_components(self) -> None:
@@ -178,6 +186,7 @@ class SS4DPipeline(Pipeline):
             "slat_normalization": {"mean": list(self.slat_mean), "std": list(self.slat_std)},
             "structure_sampler": asdict(self.structure_sampler),
             "slat_sampler": asdict(self.slat_sampler),
+            **({"trained_frames": self.trained_frames} if self.trained_frames else {}),
         }
 
     @classmethod
@@ -203,6 +212,13 @@ class SS4DPipeline(Pipeline):
     def _legacy(index: dict[str, Any], stage: str) -> tuple[SamplerParams, FlowMatchEulerScheduler]:
         sigma_min = float(index.get("sigma_min", 1e-5))
         return legacy_sampler(index.get(f"{stage}_sampler"), DEFAULT_SAMPLERS[stage], sigma_min=sigma_min)
+
+    @classmethod
+    def _from_folder(cls, folder: Path) -> "SS4DPipeline":
+        pipe = super()._from_folder(folder)
+        pipe.source = {"model": str(folder), "config_hash": config_hash(folder, cls.component_names)}
+        pipe.trained_frames = json.loads((folder / "model_index.json").read_text()).get("trained_frames")
+        return pipe
 
     # --- loading official releases, devices, memory ----------------------------------------------------
     @classmethod
@@ -297,6 +313,7 @@ class SS4DPipeline(Pipeline):
         noise = _initial("latents", latents, shape, generator, self.device)
         velocity = lambda x, t, cnd: self.structure_flow(x, torch.full((1,), t, device=x.device), cnd)  # noqa: E731
         z = self._denoise("structure", velocity, noise, cond, p, progress, callback_on_step_end)
+        check_stage("structure", z)
         coords = occupancy_to_coords(self.structure_decoder(z))
         empty = sorted(set(range(T)) - set(coords[:, 0].unique().tolist()))
         if empty:
@@ -439,6 +456,7 @@ class SS4DPipeline(Pipeline):
         if latents is not None and (latents.ndim != 6 or latents.shape[0] != num_samples):
             raise ValueError(f"`latents` must be [num_samples={num_samples}, T, C, r, r, r], "
                              f"got {tuple(latents.shape)}")  # fmt: skip
+        seed_used = (0 if seed is None else seed) if generator is None else None  # None: the caller's generator
         if generator is None:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(0 if seed is None else seed)
@@ -446,8 +464,11 @@ class SS4DPipeline(Pipeline):
         self.runtime.peak_memory.clear()  # only this call's stages
         with _timer(timings, "preprocess"):
             pre = self.preprocess(source, masks=masks, max_frames=max_frames, stride=stride, fps=fps)
+        check_stage("preprocess", pre.images)
+        frame_notice(pre.images.shape[0], self.trained_frames)
         with _timer(timings, "condition"):
             cond = self.encode_condition(pre.images)
+        check_stage("condition", cond)
         T = cond.shape[1]
         res = self.slat_flow.config.resolution
         given = None if structure is None else _check_structure(structure, T, res)
@@ -465,15 +486,20 @@ class SS4DPipeline(Pipeline):
             with _timer(times, "slat"):
                 slat = self.sample_slat(cond, coords, generator=generator, params=params["slat"], progress=progress,
                                         latents=slat_latents, callback_on_step_end=callback_on_step_end)  # fmt: skip
+            check_stage("slat", slat.feats)
             latent = SS4DLatents(slat, pre.images.cpu(), times)
             if output_type == "latent":
                 results.append(latent)
                 continue
             with _timer(times, "decode"):
                 gaussians = self.decode(slat)
-            results.append(
-                SS4DOutput(gaussians, latent.coords, pre.images.cpu(), res, times, dict(self.runtime.peak_memory))
-            )
+            for g in gaussians:
+                check_stage("decode", torch.cat([g.xyz, g.features.flatten(1), g.scaling, g.rotation, g.opacity], 1))
+            settings = {"seed": seed_used, "sample": k, **self.source,
+                        "structure_sampler": asdict(params["structure"]) if given is None else "given (structure=)",
+                        "slat_sampler": asdict(params["slat"]), "mask_source": pre.mask_source}  # fmt: skip
+            results.append(SS4DOutput(gaussians, latent.coords, pre.images.cpu(), res, times,
+                                      dict(self.runtime.peak_memory), settings))  # fmt: skip
         if not return_dict:
             return tuple(r.slat if output_type == "latent" else r.gaussians for r in results)
         return results[0] if num_samples == 1 else results
@@ -491,14 +517,14 @@ def _initial(name: str, given: Tensor | None, shape: tuple[int, ...], generator:
 
 def _check_structure(structure: Tensor, T: int, res: int) -> Tensor:
     if structure.ndim != 2 or structure.shape[1] != 4 or structure.dtype.is_floating_point:
-        raise ValueError(
+        raise InputError(
             f"`structure` must be integer [n, 4] (t, x, y, z), got {structure.dtype} {tuple(structure.shape)}"
         )
     if structure.shape[0] == 0 or int(structure[:, 1:].min()) < 0 or int(structure[:, 1:].max()) >= res:
-        raise ValueError(f"`structure` voxels must lie in 0..{res - 1}")
+        raise InputError(f"`structure` voxels must lie in 0..{res - 1}")
     frames = set(structure[:, 0].unique().tolist())
     if frames != set(range(T)):
-        raise ValueError(f"`structure` must have voxels in every frame 0..{T - 1}, got frames {sorted(frames)}")
+        raise InputError(f"`structure` must have voxels in every frame 0..{T - 1}, got frames {sorted(frames)}")
     order = torch.argsort(structure[:, 0], stable=True)
     return structure[order].int()
 

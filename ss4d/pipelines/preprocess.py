@@ -20,6 +20,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ss4d.data import Clip
+from ss4d.errors import MediaError
 
 __all__ = ["Preprocessed", "estimate_uniform_background_alpha", "pad_frames", "preprocess_clip"]
 
@@ -44,7 +45,7 @@ def estimate_uniform_background_alpha(
     bg = border.median(dim=-1).values  # [t, 3]
     spread = (border - bg[..., None]).abs().amax(dim=1).float().quantile(0.9, dim=-1)
     if bool((spread > max_border_spread).any()):
-        raise ValueError(
+        raise MediaError(
             "the frames have no alpha channel and their background is not uniform, so the object cannot be "
             "separated: pass RGBA frames, `masks=` (one per frame), or install rembg with its model on disk"
         )
@@ -92,7 +93,7 @@ def preprocess_clip(
     rgb = frames[:, :3]
     if masks is not None:
         if masks.shape != (T, 1, H, W):
-            raise ValueError(f"`masks` must be [T, 1, H, W] = {[T, 1, H, W]}, got {tuple(masks.shape)}")
+            raise MediaError(f"`masks` must be [T, 1, H, W] = {[T, 1, H, W]}, got {tuple(masks.shape)}")
         alpha, source = masks.float().clamp(0, 1), "masks"
     elif clip.has_alpha:
         alpha, source = frames[:, 3:4], "alpha"
@@ -109,7 +110,7 @@ def preprocess_clip(
             )
     empty = [t for t in range(T) if not bool((alpha[t] > 0).any())]
     if empty:
-        raise ValueError(f"frames {empty} have an empty object mask (fully transparent): nothing to reconstruct")
+        raise MediaError(f"frames {empty} have an empty object mask (fully transparent): nothing to reconstruct")
     ys, xs = torch.nonzero((alpha > 0).any(dim=0)[0], as_tuple=True)
     x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
     side = max(1, round(max(x1 - x0, y1 - y0) * crop_scale))

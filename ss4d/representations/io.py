@@ -16,7 +16,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ss4d.errors import MediaError
 from ss4d.representations.gaussians import GaussianActivation, Gaussians
+from ss4d.utils.untrusted import check_finite
 
 __all__ = ["load_npz", "load_ply", "save_npz", "save_ply", "save_ply_sequence"]
 
@@ -77,25 +79,58 @@ def save_ply_sequence(frames: Sequence[Gaussians], folder: str | Path, *, up: Up
     return [save_ply(g, Path(folder) / f"frame_{i:04d}.ply", up=up) for i, g in enumerate(frames)]
 
 
-def _read_ply(path: Path) -> np.ndarray:
+_PLY_TYPE_BYTES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
+                   "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8,
+                   "float64": 8}  # fmt: skip
+_MAX_PLY_HEADER = 1 << 16
+
+
+def _check_ply_header(path: Path) -> None:
+    """Bound the element counts of a PLY header by the file's size before anything is allocated."""
+    size = path.stat().st_size
     with open(path, "rb") as f:
-        header = []
-        while True:
-            line = f.readline()
-            if not line:
-                raise ValueError(f"{path}: not a PLY file (no end_header)")
-            header.append(line.decode("ascii", errors="replace").strip())
-            if header[-1] == "end_header":
-                break
-        if not header or header[0] != "ply" or "format binary_little_endian 1.0" not in header:
-            raise ValueError(f"{path}: expected a binary little-endian PLY")
-        count = next(int(h.split()[2]) for h in header if h.startswith("element vertex"))
-        props = [h.split()[2] for h in header if h.startswith("property float")]
-        missing = set(_FIELDS) - set(props)
-        if missing:
-            raise ValueError(f"{path}: not a 3DGS PLY (missing {sorted(missing)})")
-        data = np.frombuffer(f.read(count * 4 * len(props)), dtype=[(p, "<f4") for p in props], count=count)
-    return data
+        head = f.read(_MAX_PLY_HEADER)
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        raise MediaError(f"{path}: not a PLY file (no 'ply' magic or no end_header in the first 64 KiB)")
+    data = size - (head.index(b"\n", end) + 1 if b"\n" in head[end:] else size)
+    lines = head[:end].decode("ascii", errors="replace").splitlines()
+    ascii_ = any(line.startswith("format ascii") for line in lines)
+    need, row, count = 0, 0, 0
+    for line in [*lines, "element end 0"]:
+        parts = line.split()
+        if parts[:1] == ["element"] and len(parts) == 3:
+            need += count * (2 * max(row, 1) if ascii_ else row)  # ascii: at least a digit and a separator each
+            try:
+                count, row = int(parts[2]), 0
+            except ValueError:
+                raise MediaError(f"{path}: bad element line {line!r}") from None
+            if count < 0:
+                raise MediaError(f"{path}: negative element count in {line!r}")
+        elif parts[:1] == ["property"] and len(parts) >= 3:
+            row += 1 if parts[1] == "list" else _PLY_TYPE_BYTES.get(parts[1], 8)
+    if need > data:
+        raise MediaError(f"{path}: the header promises at least {need} bytes of data, the file has {data}; "
+                         "the file is truncated or damaged, re-export it")  # fmt: skip
+
+
+def _read_ply(path: Path) -> np.ndarray:
+    """The ``vertex`` element as a structured array (any property types, ASCII or binary, normals optional)."""
+    from plyfile import PlyData, PlyParseError
+
+    _check_ply_header(path)
+    try:
+        ply = PlyData.read(str(path))
+        vertex = ply["vertex"].data
+    except KeyError:
+        raise MediaError(f"{path}: no 'vertex' element; not a 3DGS PLY") from None
+    except (PlyParseError, ValueError, EOFError, OSError) as e:
+        raise MediaError(f"{path}: unreadable PLY ({e}); re-export it") from e
+    missing = [f for f in _FIELDS if f not in vertex.dtype.names and f not in ("nx", "ny", "nz")]
+    if missing:
+        raise MediaError(f"{path}: not a 3DGS PLY (missing vertex properties {missing}); export it from a "
+                         "Gaussian splatting tool")  # fmt: skip
+    return vertex
 
 
 def load_ply(path: str | Path, *, up: Up = "y", activation: GaussianActivation | None = None) -> Gaussians:
@@ -104,6 +139,8 @@ def load_ply(path: str | Path, *, up: Up = "y", activation: GaussianActivation |
     act = activation or GaussianActivation()
     data = _read_ply(Path(path))
     col = lambda *names: np.stack([data[n].astype(np.float64) for n in names], axis=1)  # noqa: E731
+    check_finite(torch.from_numpy(col(*[f for f in _FIELDS if f in data.dtype.names])), f"{path}",
+                 fix="the file holds NaN / inf values; re-export it")  # fmt: skip
     xyz, rot = col("x", "y", "z"), col("rot_0", "rot_1", "rot_2", "rot_3")
     if up == "y":
         xyz = xyz @ _Y_UP  # inverse of a rotation = transpose
@@ -152,17 +189,55 @@ def save_npz(frames: Sequence[Gaussians], path: str | Path) -> Path:
     return path
 
 
+def _check_npz(path: Path) -> None:
+    """Every member's array header (shape x dtype) must fit in the member's stated size: no allocation is
+    made from a header that lies."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as f:
+                    fmt = np.lib.format
+                    version = fmt.read_magic(f)
+                    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                    shape, _, dtype = read(f, max_header_size=10000)
+                    if dtype.hasobject:
+                        raise MediaError(f"{path}: member {info.filename} holds Python objects; refusing it")
+                    if math.prod(shape) * dtype.itemsize > info.file_size:
+                        raise MediaError(f"{path}: member {info.filename} claims {shape} {dtype} but holds "
+                                         f"{info.file_size} bytes; the file is damaged")  # fmt: skip
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+        raise MediaError(f"{path}: not a readable .npz ({e}); re-save it with save_npz") from e
+
+
 def load_npz(path: str | Path) -> list[Gaussians]:
-    """Inverse of :func:`save_npz` (exact)."""
-    with np.load(Path(path), allow_pickle=False) as data:
-        if "format" not in data or str(data["format"]) != "ss4d-gaussians-v1":
-            raise ValueError(f"{path}: not an ss4d Gaussian sequence (.npz written by save_npz)")
+    """Inverse of :func:`save_npz` (exact). Headers are checked against the file before loading.
+
+    Raises:
+        FileNotFoundError: no such file.
+        MediaError: damaged, hostile or foreign files.
+        NonFiniteError: NaN / inf values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    _check_npz(path)
+    with np.load(path, allow_pickle=False) as data:
+        need = {"format", "activation", "frame_offsets", "_xyz", "_features_dc", "_scaling", "_rotation", "_opacity"}
+        if need - set(data.files) or str(data["format"]) != "ss4d-gaussians-v1":
+            raise MediaError(f"{path}: not an ss4d Gaussian sequence (.npz written by save_npz)")
         a = data["activation"]
         act = GaussianActivation(float(a[0]), float(a[1]), float(a[2]), tuple(float(v) for v in a[3:]))
         off = data["frame_offsets"]
         fields = {
             k: torch.from_numpy(data[k].copy()) for k in ("_xyz", "_features_dc", "_scaling", "_rotation", "_opacity")
         }
+    n = fields["_xyz"].shape[0]
+    if (off.ndim != 1 or len(off) < 2 or off[0] != 0 or off[-1] != n or (np.diff(off) < 0).any()
+            or any(v.shape[0] != n for v in fields.values()) or len(a) < 9):  # fmt: skip
+        raise MediaError(f"{path}: inconsistent frame_offsets / field lengths; the file is damaged")
+    check_finite(fields, f"{path}", fix="the file holds NaN / inf values; regenerate it")
     return [
         Gaussians(**{k: v[off[i] : off[i + 1]] for k, v in fields.items()}, activation=act) for i in range(len(off) - 1)
     ]

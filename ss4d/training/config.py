@@ -11,9 +11,12 @@ so that a typo in the last stage fails in the first second rather than after hou
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from pathlib import Path
 from typing import Any
 
+from ss4d.errors import ConfigError
 from ss4d.models import (
     GaussianDecoder4D,
     SLatEncoder4D,
@@ -54,8 +57,6 @@ OPTIONS: dict[str, set[str]] = {
 DEFAULTED = {("structure_vae", "model"), ("condition_encoder", "model"), ("structure_flow", "cond_encoder")}
 
 
-class ConfigError(ValueError):
-    """A training config that ``ss4d train`` cannot run; the message names the offending key."""
 
 
 def _networks(stage: str, has_condition_stage: bool) -> dict[str, type]:
@@ -149,7 +150,88 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = False) -> Non
         if key in config and (not isinstance(config[key], dict) or set(config[key]) - SAMPLER_KEYS):
             raise ConfigError(f"`{key}`: expected an object with keys from {sorted(SAMPLER_KEYS)}, "
                               f"got {config[key]!r}")  # fmt: skip
+        _check_sampler(key, config.get(key, {}))
+    for key, lo in (("image_size", 8), ("seed", 0), ("limit", 1)):
+        v = config.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
+            raise ConfigError(f"`{key}`: expected an integer >= {lo}, got {v!r}")
+    for key in ("data", "out"):
+        if not isinstance(config[key], str) or not config[key]:
+            raise ConfigError(f"`{key}`: expected a folder path (a string), got {config[key]!r}")
     image_size = int(config.get("image_size", DEFAULT_IMAGE_SIZE))
     for stage in STAGES:
         if stage in stages:
             _check_stage(stage, stages[stage], image_size, "condition_encoder" in stages, check_paths)
+    _check_agreement(stages, image_size, check_paths)
+
+
+def _check_sampler(key: str, d: dict) -> None:
+    steps = d.get("num_steps", 1)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ConfigError(f"`{key}.num_steps`: expected an integer >= 1, got {steps!r}")
+    for name in ("cfg_strength", "rescale_t"):
+        v = d.get(name, 1.0)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+            raise ConfigError(f"`{key}.{name}`: expected a finite number >= 0, got {v!r}")
+    iv = d.get("cfg_interval", [0.0, 1.0])
+    if not (isinstance(iv, list) and len(iv) == 2 and all(isinstance(v, (int, float)) for v in iv)
+            and 0 <= iv[0] <= iv[1] <= 1):  # fmt: skip
+        raise ConfigError(f"`{key}.cfg_interval`: expected [lo, hi] with 0 <= lo <= hi <= 1, got {iv!r}")
+
+
+def _network_config(stages: dict, stage: str, key: str, image_size: int, check_paths: bool):
+    """The config object of network ``key`` of ``stage`` (from its spec or its init folder); None if unknown."""
+    spec = stages.get(stage)
+    if spec is None:
+        return None
+    cls = NETWORKS[stage][key]
+    init = spec.get("init", {})
+    if key in init:
+        if not check_paths:
+            return None
+        path = Path(init[key]) / "config.json"
+        try:
+            raw = json.loads(path.read_text())
+            return cls.config_class.from_dict(raw)
+        except (OSError, ValueError, TypeError) as e:
+            raise ConfigError(f"stages.{stage}.init.{key}: {path} is not a readable model config ({e})") from e
+    if key not in spec and (stage, key) not in DEFAULTED:
+        return None
+    defaults = {"image_size": image_size} if cls is TinyImageEncoder else {}
+    return cls.config_class.from_dict({**defaults, **spec.get(key, {})})
+
+
+def _check_agreement(stages: dict, image_size: int, check_paths: bool) -> None:
+    """Channels and resolutions that must agree between networks of different stages."""
+    get = lambda stage, key: _network_config(stages, stage, key, image_size, check_paths)  # noqa: E731
+    vae, enc, dec = get("structure_vae", "model"), get("slat_vae", "encoder"), get("slat_vae", "decoder")
+    sflow, lflow = get("structure_flow", "model"), get("slat_flow", "model")
+    cond = get("condition_encoder", "model") if "condition_encoder" in stages else get("structure_flow", "cond_encoder")
+    cond_key = ("stages.condition_encoder.model.channels" if "condition_encoder" in stages
+                else "stages.structure_flow.cond_encoder.channels")  # fmt: skip
+    pairs = []
+    if vae and sflow:
+        pairs += [("stages.structure_vae.model.latent_channels", vae.latent_channels,
+                   "stages.structure_flow.model.in_channels", sflow.in_channels),
+                  ("stages.structure_vae.model.latent_channels", vae.latent_channels,
+                   "stages.structure_flow.model.out_channels", sflow.out_channels)]  # fmt: skip
+    for name, net in (("slat_vae.decoder", dec), ("slat_flow.model", lflow)):
+        if enc and net:
+            pairs.append(("stages.slat_vae.encoder.latent_channels", enc.latent_channels,
+                          f"stages.{name}.{'latent' if net is dec else 'in'}_channels",
+                          net.latent_channels if net is dec else net.in_channels))  # fmt: skip
+            pairs.append(("stages.slat_vae.encoder.resolution", enc.resolution, f"stages.{name}.resolution",
+                          net.resolution))  # fmt: skip
+    if lflow and dec:
+        pairs.append(("stages.slat_flow.model.out_channels", lflow.out_channels,
+                      "stages.slat_vae.decoder.latent_channels", dec.latent_channels))  # fmt: skip
+    if vae and sflow and lflow:
+        pairs.append(("stages.structure_flow.model.resolution x structure_vae downsampling",
+                      sflow.resolution * vae.downsample_factor, "stages.slat_flow.model.resolution",
+                      lflow.resolution))  # fmt: skip
+    for name, net in (("structure_flow", sflow), ("slat_flow", lflow)):
+        if cond and net:
+            pairs.append((cond_key, cond.channels, f"stages.{name}.model.cond_channels", net.cond_channels))
+    for a, va, b, vb in pairs:
+        if va != vb:
+            raise ConfigError(f"{b} = {vb} disagrees with {a} = {va}; the networks must agree (set both the same)")

@@ -129,7 +129,7 @@ def _save_final(out: Path, parts: dict[str, torch.nn.Module]) -> None:
     written by rank 0, the other ranks wait for it."""
     if _is_main():
         for key, module in parts.items():
-            module.save_pretrained(out / "final" / key)
+            module.save_pretrained(out / "final" / key, overwrite=True)  # whole or not at all; a rerun replaces it
     _barrier()
 
 
@@ -368,8 +368,11 @@ def assemble_pipeline(
         structure_scheduler=ss_scheduler,
         slat_scheduler=slat_scheduler,
     )
+    st = config["stages"]
+    pipe.trained_frames = max(n for s in ("structure_flow", "slat_flow")
+                              for _, n in st[s].get("frame_schedule", [[0, 4]]))  # fmt: skip
     folder = run.out / "pipeline"
     if _is_main():
-        pipe.save_pretrained(folder)
+        pipe.save_pretrained(folder, overwrite=True)
     _barrier()
     return folder

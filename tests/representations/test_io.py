@@ -75,3 +75,39 @@ def test_bad_files(tmp_path):
         load_npz(tmp_path / "y.npz")
     with pytest.raises((ValueError, TypeCheckError), match="up"):
         save_ply(_gaussians(), tmp_path / "z.ply", up="x")  # type: ignore[arg-type]
+
+
+def _ply_variant(g, path, *, text=False, drop_normals=False, extra_uchar=False, as_double=False):
+    from plyfile import PlyElement
+
+    src = PlyData.read(str(save_ply(g, path)))["vertex"].data
+    names = [n for n in src.dtype.names if not (drop_normals and n in ("nx", "ny", "nz"))]
+    dtype = [(n, "<f8" if as_double else "<f4") for n in names] + ([("red", "u1")] if extra_uchar else [])
+    out = np.empty(len(src), dtype=dtype)
+    for n in names:
+        out[n] = src[n]
+    if extra_uchar:
+        out["red"] = 200
+    PlyData([PlyElement.describe(out, "vertex")], text=text).write(str(path))
+    return path
+
+
+@pytest.mark.parametrize("variant", [dict(extra_uchar=True), dict(drop_normals=True), dict(text=True),
+                                     dict(as_double=True, extra_uchar=True, text=True)])  # fmt: skip
+def test_ply_reader_takes_any_property_types_ascii_and_no_normals(tmp_path, variant):
+    """The old reader misread an extra uchar column and refused PLYs without normals or in ASCII."""
+    g = _gaussians(20)
+    back = load_ply(_ply_variant(g, tmp_path / "v.ply", **variant))
+    for prop in ("xyz", "scaling", "opacity", "features"):
+        torch.testing.assert_close(getattr(back, prop), getattr(g, prop), rtol=1e-4, atol=1e-5)
+
+
+def test_ply_and_npz_with_nan_are_refused(tmp_path):
+    from ss4d.errors import NonFiniteError
+
+    g = _gaussians(4)
+    g._xyz[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError):
+        load_ply(save_ply(g, tmp_path / "n.ply"))
+    with pytest.raises(NonFiniteError):
+        load_npz(save_npz([g], tmp_path / "n.npz"))
