@@ -56,7 +56,7 @@ def test_generate_with_another_scheduler(model_dir, tmp_path, capsys):
     args = ["generate", str(clip), "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q", "--no-preview"]
     assert main([*args, "--num-inference-steps", "1", "--scheduler", "FlowMatchHeunScheduler"]) == 0
     assert len(list((tmp_path / "out").glob("frame_*.ply"))) == 2
-    assert main([*args, "--scheduler", "Nope"]) == 2
+    assert main([*args[:3], str(tmp_path / "out2"), *args[4:], "--scheduler", "Nope"]) == 2
     assert "not a registered scheduler" in capsys.readouterr().err
 
 

@@ -98,7 +98,7 @@ def check_finite(values, where: str, *, fix: str) -> None:
     elif isinstance(values, torch.Tensor):
         items = [("", values)]
     else:  # a number or a sequence of numbers
-        items = [("", torch.as_tensor(values, dtype=torch.float64))]
+        items = [("", torch.as_tensor(values, dtype=torch.float64, device="cpu"))]  # not the default device
     for name, v in items:
         if isinstance(v, torch.Tensor) and v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all()):
             bad = int((~torch.isfinite(v)).sum())

@@ -50,8 +50,8 @@ def test_cli_data_synth(tmp_path):
 
 
 def test_dinov2_patch_features(tiny_dino):
-    from ss4d.models.features import DinoV2Features, feature_extractor
     from ss4d.models.condition import normalize_for_dinov2
+    from ss4d.models.features import DinoV2Features, feature_extractor
 
     extract = DinoV2Features(tiny_dino, image_size=56)
     image = torch.rand(4, 32, 32)

@@ -5,6 +5,7 @@ import logging
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from ss4d.cli import main
@@ -143,7 +144,8 @@ def test_bad_release_fails_before_loading_weights(release, tiny_dino, monkeypatc
         SS4DPipeline.from_pretrained(release, condition_encoder=tiny_dino)
 
 
-def test_remote_code_encoder_is_refused_before_transformers_reads_it(release, tiny_dino, monkeypatch, capsys):
+def test_remote_code_encoder_is_refused_before_transformers_reads_it(release, tiny_dino, monkeypatch, capsys,
+                                                                      tmp_path):
     config = json.loads((tiny_dino / "config.json").read_text())
     (tiny_dino / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModel": "evil.Model"}}))
     import transformers
@@ -151,9 +153,12 @@ def test_remote_code_encoder_is_refused_before_transformers_reads_it(release, ti
     monkeypatch.setattr(transformers.Dinov2WithRegistersModel, "from_pretrained", lambda *a, **k: pytest.fail())
     with pytest.raises(UnsafeModelError, match="auto_map"):
         SS4DPipeline.from_pretrained(release, condition_encoder=tiny_dino)
-    code = main(["generate", "x.gif", "-o", "out", "--model", str(release), "--condition-encoder", str(tiny_dino)])
+    clip = tmp_path / "x.gif"
+    Image.new("RGB", (16, 16), "white").save(clip)
+    out = tmp_path / "out"
+    code = main(["generate", str(clip), "-o", str(out), "--model", str(release), "--condition-encoder", str(tiny_dino)])
     err = capsys.readouterr().err.splitlines()
-    assert code == 2 and err[0].startswith("error: ") and "auto_map" in err[0]
+    assert code == 2 and err[0].startswith("error: ") and "auto_map" in err[0] and not out.exists()
 
 
 def test_generate_and_convert_a_release_from_the_command_line(release, tiny_dino, tmp_path):
