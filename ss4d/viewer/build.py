@@ -1,0 +1,100 @@
+"""Write ``viewer.html``: one self-contained page (no network access) that plays a 4D result in WebGL2.
+
+The page embeds the sequence in the compact encoding of :mod:`ss4d.viewer.pack` (base64), the input frames as
+JPEG data URIs, and ``viewer.js`` (ss4d's own splat renderer, same model as :mod:`ss4d.render.rasterize`).
+"""
+
+import base64
+import io
+import json
+import re
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ss4d import __version__
+from ss4d.export._atomic import write_atomic
+from ss4d.export.structure import Structure, load_structure
+from ss4d.representations import Gaussians, load_npz
+from ss4d.viewer.pack import encode_sequence, splat_frame
+
+__all__ = ["build_viewer_html", "viewer_from_folder", "voxels_from_gaussians", "write_viewer"]
+
+DEFAULT_FPS = 8.0
+
+
+def _jpeg_data_uri(image: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def voxels_from_gaussians(frames: Sequence[Gaussians], resolution: int) -> list[np.ndarray]:
+    """The grid cells holding Gaussian centres (for result folders saved without ``structure.npz``)."""
+    out = []
+    for g in frames:
+        idx = np.floor((g.xyz.detach().float().cpu().numpy() + 0.5) * resolution).astype(np.int64)
+        out.append(np.unique(idx.clip(0, resolution - 1), axis=0))
+    return out
+
+
+def build_viewer_html(
+    gaussians: Sequence[Gaussians], *, structure: Structure | None = None, fps: float | None = None, title: str = "ss4d"
+) -> str:
+    """The page's HTML text. ``structure`` adds the voxel mode and the input frames; ``fps`` overrides its rate."""
+    if not gaussians:
+        raise ValueError("the viewer needs at least one frame of Gaussians")
+    if structure is not None and len(structure.coords) != len(gaussians):
+        raise ValueError(f"structure has {len(structure.coords)} frames, the Gaussians {len(gaussians)}")
+    rate = fps or (structure.fps if structure is not None else DEFAULT_FPS)
+    if rate <= 0:
+        raise ValueError(f"`fps` must be > 0, got {rate}")
+    voxels = structure.coords if structure is not None else None
+    meta, blob = encode_sequence([splat_frame(g) for g in gaussians], voxels,
+                                 structure.resolution if structure is not None else None)  # fmt: skip
+    meta["fps"] = float(rate)
+    images = structure.images if structure is not None else None
+    meta["images"] = [_jpeg_data_uri(im) for im in images] if images is not None else []
+    fill = {
+        "TITLE": re.sub(r"[<>&\"']", "", title),
+        "VERSION": __version__,
+        "META": json.dumps(meta, separators=(",", ":")).replace("</", "<\\/"),
+        "DATA": base64.b64encode(blob).decode("ascii"),
+        "SCRIPT": resources.files("ss4d.viewer").joinpath("viewer.js").read_text(encoding="utf-8"),
+    }
+    template = resources.files("ss4d.viewer").joinpath("viewer.html").read_text(encoding="utf-8")
+    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: fill[m.group(1)], template)
+
+
+def write_viewer(path: str | Path, gaussians: Sequence[Gaussians], **kwargs) -> Path:
+    """Write :func:`build_viewer_html` to ``path`` (whole or not at all)."""
+    html = build_viewer_html(gaussians, **kwargs)
+    return write_atomic(path, lambda tmp: tmp.write_text(html, encoding="utf-8"))
+
+
+def viewer_from_folder(folder: str | Path, *, output: str | Path | None = None, fps: float | None = None) -> Path:
+    """``folder/viewer.html`` (or ``output``) from a result folder of ``ss4d generate``.
+
+    Reads ``gaussians.npz``; ``structure.npz`` (written by ``generate --viewer`` / ``--mesh``) adds the sampled
+    voxels and the input frames. Without it the voxel mode shows the cells holding Gaussian centres at the
+    resolution of ``summary.json`` and no input frame is shown.
+
+    Raises:
+        FileNotFoundError: ``folder`` or its ``gaussians.npz`` is missing.
+    """
+    folder = Path(folder)
+    npz = folder / "gaussians.npz"
+    if not npz.is_file():
+        raise FileNotFoundError(f"{npz}: no such file; pass a folder written by `ss4d generate`")
+    frames = load_npz(npz)
+    structure = None
+    if (folder / "structure.npz").is_file():
+        structure = load_structure(folder / "structure.npz")
+    elif (folder / "summary.json").is_file():
+        res = int(json.loads((folder / "summary.json").read_text()).get("resolution", 64))
+        structure = Structure(voxels_from_gaussians(frames, res), res, None, fps or DEFAULT_FPS)
+    return write_viewer(output or folder / "viewer.html", frames, structure=structure, fps=fps, title=folder.name)
