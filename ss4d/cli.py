@@ -64,7 +64,8 @@ def _generate_extras(args: argparse.Namespace, result, out: Path) -> None:
         return
     fps = load_clip(args.input, max_frames=args.max_frames, stride=args.stride).fps or 8.0
     save_structure(out / "structure.npz", result.coords, result.resolution, result.images, fps)
-    for path in export_folder(out, viewer=args.viewer, mesh=args.mesh, splat_formats=args.splats):
+    for path in export_folder(out, viewer=args.viewer, mesh=args.mesh, splat_formats=args.splats,
+                              mesh_level=args.mesh_level):  # fmt: skip
         if not args.quiet:
             print(f"wrote {path}")
 
@@ -254,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     g.add_argument("--viewer", action="store_true", help="also write viewer.html (self-contained browser viewer)")
     g.add_argument("--mesh", action="store_true", help="also write mesh/frame_0000.glb ... (marching cubes)")
+    g.add_argument("--mesh-level", type=float, default=0.5, help="iso level of the Gaussian density for --mesh")
     g.add_argument("--splats", type=_splat_formats, default=["compressed-ply"], metavar="FORMATS",
                    help="per-frame splat files under splats/: comma-separated compressed-ply,splat or none "
                         "(default: compressed-ply)")  # fmt: skip

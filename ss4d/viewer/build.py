@@ -16,8 +16,9 @@ import numpy as np
 
 from ss4d import __version__
 from ss4d.export._atomic import write_atomic
+from ss4d.export.folder import load_result_gaussians
 from ss4d.export.structure import Structure, load_structure
-from ss4d.representations import Gaussians, load_npz
+from ss4d.representations import Gaussians
 from ss4d.viewer.pack import encode_sequence, splat_frame
 
 __all__ = ["build_viewer_html", "viewer_from_folder", "voxels_from_gaussians", "write_viewer"]
@@ -87,10 +88,7 @@ def viewer_from_folder(folder: str | Path, *, output: str | Path | None = None, 
         FileNotFoundError: ``folder`` or its ``gaussians.npz`` is missing.
     """
     folder = Path(folder)
-    npz = folder / "gaussians.npz"
-    if not npz.is_file():
-        raise FileNotFoundError(f"{npz}: no such file; pass a folder written by `ss4d generate`")
-    frames = load_npz(npz)
+    frames = load_result_gaussians(folder)
     structure = None
     if (folder / "structure.npz").is_file():
         structure = load_structure(folder / "structure.npz")
