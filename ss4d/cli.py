@@ -64,10 +64,14 @@ def _generate_extras(args: argparse.Namespace, result, out: Path) -> None:
         return
     fps = load_clip(args.input, max_frames=args.max_frames, stride=args.stride).fps or 8.0
     save_structure(out / "structure.npz", result.coords, result.resolution, result.images, fps)
-    for path in export_folder(out, viewer=args.viewer, mesh=args.mesh, splat_formats=args.splats,
-                              mesh_level=args.mesh_level):  # fmt: skip
-        if not args.quiet:
-            print(f"wrote {path}")
+    written = export_folder(out, viewer=args.viewer, mesh=args.mesh, splat_formats=args.splats,
+                            mesh_level=args.mesh_level)  # fmt: skip
+    if not args.quiet:
+        groups: dict[str, int] = {}  # "mesh/*.glb" -> 16
+        for path in written:
+            key = path.name if path.parent == out else f"{path.parent.name}/*{''.join(path.suffixes)}"
+            groups[key] = groups.get(key, 0) + 1
+        print("also wrote " + ", ".join(f"{k} ({n})" if n > 1 else k for k, n in groups.items()))
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from ss4d.export.structure import Structure, load_structure
 from ss4d.representations import Gaussians
 from ss4d.viewer.pack import encode_sequence, splat_frame
 
-__all__ = ["build_viewer_html", "viewer_from_folder", "voxels_from_gaussians", "write_viewer"]
+__all__ = ["build_viewer_html", "read_viewer_html", "viewer_from_folder", "voxels_from_gaussians", "write_viewer"]
 
 DEFAULT_FPS = 8.0
 
@@ -69,6 +69,15 @@ def build_viewer_html(
     }
     template = resources.files("ss4d.viewer").joinpath("viewer.html").read_text(encoding="utf-8")
     return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: fill[m.group(1)], template)
+
+
+def read_viewer_html(html: str) -> tuple[dict, bytes]:
+    """The metadata and the binary blob a ``viewer.html`` carries (for :func:`~ss4d.viewer.pack.decode_frame`)."""
+    meta = re.search(r'<script id="ss4d-meta" type="application/json">(.*?)</script>', html, re.S)
+    data = re.search(r'<script id="ss4d-data" type="application/octet-stream">(.*?)</script>', html, re.S)
+    if meta is None or data is None:
+        raise ValueError("not an ss4d viewer page (no ss4d-meta / ss4d-data script)")
+    return json.loads(meta.group(1)), base64.b64decode(data.group(1))
 
 
 def write_viewer(path: str | Path, gaussians: Sequence[Gaussians], **kwargs) -> Path:

@@ -181,7 +181,8 @@ void main() {
     if (state.explicit) return state.explicit;
     const o = state.orbit, az = o.azimuth * Math.PI / 180, el = o.elevation * Math.PI / 180;
     const eye = [o.radius * Math.cos(el) * Math.cos(az), o.radius * Math.cos(el) * Math.sin(az), o.radius * Math.sin(el)];
-    const f = 0.5 * w / Math.tan(o.fov * Math.PI / 360);
+    // fov across the shorter side (ss4d's Camera.from_fov takes the width: the same on square canvases)
+    const f = 0.5 * Math.min(w, h) / Math.tan(o.fov * Math.PI / 360);
     return { viewmat: lookAt(eye), fx: f, fy: f, cx: w / 2, cy: h / 2 };
   }
   function backToFront(d, V) {

@@ -21,9 +21,7 @@ from ss4d.export.structure import load_structure, save_structure
 from ss4d.render.camera import Camera, orbit_view
 from ss4d.render.preview import render_voxels
 from ss4d.render.rasterize import project_gaussians, rasterize
-from ss4d.viewer import decode_frame, decode_voxels, viewer_from_folder
-
-from .test_pack import embedded
+from ss4d.viewer import decode_frame, decode_voxels, read_viewer_html, viewer_from_folder
 
 MAD_BOUND = 0.01
 CHROMIUM_FLAGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]  # software WebGL2, no GPU needed
@@ -59,7 +57,7 @@ def result(tmp_path_factory):
     from ss4d.pipelines.presets import shipped_tiny_path
 
     clip_path = Path(__file__).parents[2] / "examples" / "clips" / "synth_100012.gif"
-    folder = tmp_path_factory.mktemp("result")
+    folder = tmp_path_factory.mktemp("synth_100012", numbered=False)
     clip = load_clip(clip_path, max_frames=4)
     out = SS4DPipeline.from_pretrained(shipped_tiny_path())(clip, num_steps=2, progress=False)
     out.save(folder, preview=False)
@@ -101,7 +99,7 @@ def _shot(page, frame: int, camera: Camera, mode: str = "gaussians") -> np.ndarr
 
 def test_first_frame_matches_ss4d_rasteriser_and_scrubbing_changes_it(result, page):
     folder, out = result
-    meta, blob = embedded((folder / "viewer.html").read_text())
+    meta, blob = read_viewer_html((folder / "viewer.html").read_text())
     cam = _camera()
     shot = _shot(page, 0, cam)
     assert shot.shape == (SIZE, SIZE, 3)
@@ -119,7 +117,7 @@ def test_first_frame_matches_ss4d_rasteriser_and_scrubbing_changes_it(result, pa
 
 def test_voxel_mode_matches_ss4d_voxel_preview(result, page):
     folder, out = result
-    meta, blob = embedded((folder / "viewer.html").read_text())
+    meta, blob = read_viewer_html((folder / "viewer.html").read_text())
     cam = _camera(-60.0)
     shot = _shot(page, 1, cam, mode="voxels")
     coords = torch.from_numpy(decode_voxels(meta["voxels"][1], blob)).int()

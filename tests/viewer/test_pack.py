@@ -1,4 +1,3 @@
-import base64
 import json
 import re
 
@@ -7,17 +6,10 @@ import pytest
 import torch
 
 from ss4d.export.structure import Structure, load_structure, save_structure
-from ss4d.viewer import build_viewer_html, decode_frame, decode_voxels, encode_sequence, splat_frame
+from ss4d.viewer import build_viewer_html, decode_frame, decode_voxels, encode_sequence, read_viewer_html, splat_frame
 from ss4d.viewer.build import viewer_from_folder, voxels_from_gaussians
 
 from ..export.gaussians import random_gaussians
-
-
-def embedded(html: str) -> tuple[dict, bytes]:
-    """The metadata and blob a viewer.html carries."""
-    meta = json.loads(re.search(r'id="ss4d-meta" type="application/json">(.*?)</script>', html, re.S).group(1))
-    blob = base64.b64decode(re.search(r'id="ss4d-data" type="application/octet-stream">(.*?)</script>', html, re.S)[1])
-    return meta, blob
 
 
 def test_quantised_frames_round_trip_within_their_steps():
@@ -55,7 +47,7 @@ def test_page_is_self_contained_and_carries_the_sequence(tmp_path):
     html = build_viewer_html(frames, structure=structure, title="a<b>")
     assert "{{" not in html and "<title>ab · ss4d viewer</title>" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html) and "import(" not in html  # nothing fetched
-    meta, blob = embedded(html)
+    meta, blob = read_viewer_html(html)
     assert meta["fps"] == 12.0 and len(meta["frames"]) == 2 and meta["resolution"] == 8
     assert all(u.startswith("data:image/jpeg;base64,") for u in meta["images"])
     np.testing.assert_array_equal(decode_voxels(meta["voxels"][1], blob), [[3, 2, 1]])
@@ -67,7 +59,7 @@ def test_view_of_a_folder_without_structure_uses_gaussian_centres(tmp_path):
     frames = [random_gaussians(40, seed=s) for s in range(2)]
     save_npz(frames, tmp_path / "gaussians.npz")
     (tmp_path / "summary.json").write_text(json.dumps({"resolution": 16}))
-    meta, blob = embedded(viewer_from_folder(tmp_path).read_text())
+    meta, blob = read_viewer_html(viewer_from_folder(tmp_path).read_text())
     expected = voxels_from_gaussians(frames, 16)
     np.testing.assert_array_equal(decode_voxels(meta["voxels"][0], blob), expected[0])
     assert meta["images"] == [] and meta["fps"] == 8.0
