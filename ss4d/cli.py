@@ -65,7 +65,7 @@ def _generate_extras(args: argparse.Namespace, result, out: Path) -> None:
     fps = load_clip(args.input, max_frames=args.max_frames, stride=args.stride).fps or 8.0
     save_structure(out / "structure.npz", result.coords, result.resolution, result.images, fps)
     written = export_folder(out, viewer=args.viewer, mesh=args.mesh, splat_formats=args.splats,
-                            mesh_level=args.mesh_level)  # fmt: skip
+                            mesh_level=args.mesh_level, fps=fps)  # fmt: skip
     if not args.quiet:
         groups: dict[str, int] = {}  # "mesh/*.glb" -> 16
         for path in written:
@@ -109,13 +109,21 @@ def _view(args: argparse.Namespace) -> int:
 
 
 def _export_mesh(args: argparse.Namespace) -> int:
-    from ss4d.export import load_result_gaussians, save_mesh_sequence
+    from ss4d.export import load_result_gaussians, load_structure, save_mesh_sequence
+    from ss4d.export.mesh import ANIMATED_NAME
 
     frames = load_result_gaussians(args.folder)
     out = Path(args.output) if args.output else Path(args.folder) / "mesh"
-    stats = save_mesh_sequence(frames, out, resolution=args.resolution, level=args.level, smooth=args.smooth)
+    fps = None
+    if args.animated:
+        structure = Path(args.folder) / "structure.npz"
+        fps = args.fps or (load_structure(structure).fps if structure.is_file() else 8.0)
+    stats = save_mesh_sequence(frames, out, resolution=args.resolution, level=args.level, smooth=args.smooth,
+                               animated_fps=fps)  # fmt: skip
     for s in stats:
         print(f"{s.path}: {s.triangles} triangles, {s.vertices} vertices, {s.seconds:.2f}s")
+    if fps is not None:
+        print(f"{out / ANIMATED_NAME}: all {len(stats)} frames at {fps:g} fps")
     return 0
 
 
@@ -258,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-preview", action="store_true", help="skip the preview video")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     g.add_argument("--viewer", action="store_true", help="also write viewer.html (self-contained browser viewer)")
-    g.add_argument("--mesh", action="store_true", help="also write mesh/frame_0000.glb ... (marching cubes)")
+    g.add_argument("--mesh", action="store_true",
+                   help="also write mesh/frame_0000.glb ... (marching cubes) and mesh/animated.glb")  # fmt: skip
     g.add_argument("--mesh-level", type=float, default=0.5, help="iso level of the Gaussian density for --mesh")
     g.add_argument("--splats", type=_splat_formats, default=["compressed-ply"], metavar="FORMATS",
                    help="per-frame splat files under splats/: comma-separated compressed-ply,splat or none "
@@ -275,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--resolution", type=int, default=64, help="density grid cells per axis")
     em.add_argument("--level", type=float, default=0.5, help="iso level of the Gaussian density")
     em.add_argument("--smooth", type=int, default=10, help="Taubin smoothing iterations (0: none)")
+    em.add_argument("--animated", action="store_true", help="also write animated.glb: all frames in one file")
+    em.add_argument("--fps", type=float, help="rate of animated.glb (default: the clip's, from structure.npz, else 8)")
     em.set_defaults(run=_export_mesh)
     es = sub.add_parser("export-splats", help="per-frame SuperSplat .compressed.ply / antimatter15 .splat files")
     es.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")

@@ -1,6 +1,7 @@
 """Exports of a 4D result: ``structure.npz`` (voxels + input frames), compressed splat formats, meshes."""
 
 from ss4d.export.folder import export_folder, load_result_gaussians
+from ss4d.export.gltf_animation import animated_glb_bytes
 from ss4d.export.mesh import MeshStats, density_grid, gaussians_to_mesh, save_mesh_sequence
 from ss4d.export.splats import (
     SPLAT_FORMATS,
@@ -16,6 +17,7 @@ __all__ = [
     "SPLAT_FORMATS",
     "MeshStats",
     "Structure",
+    "animated_glb_bytes",
     "compressed_ply_bytes",
     "density_grid",
     "export_folder",

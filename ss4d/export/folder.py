@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-from ss4d.export.mesh import save_mesh_sequence
+from ss4d.export.mesh import ANIMATED_NAME, save_mesh_sequence
 from ss4d.export.splats import save_splat_sequence
 from ss4d.representations import load_npz
 
@@ -30,8 +30,10 @@ def export_folder(
     splat_formats: Sequence[str] = (),
     mesh_resolution: int = 64,
     mesh_level: float = 0.5,
+    fps: float | None = None,
 ) -> list[Path]:
-    """Write ``viewer.html``, ``mesh/frame_*.glb`` and ``splats/frame_*.<format>`` into a result folder."""
+    """Write ``viewer.html``, ``mesh/frame_*.glb`` (+ ``mesh/animated.glb`` at ``fps`` when given) and
+    ``splats/frame_*.<format>`` into a result folder."""
     folder = Path(folder)
     frames = load_result_gaussians(folder)
     written: list[Path] = []
@@ -39,7 +41,9 @@ def export_folder(
         written += save_splat_sequence(frames, folder / "splats", splat_formats)
     if mesh:
         written += [s.path for s in save_mesh_sequence(frames, folder / "mesh", resolution=mesh_resolution,
-                                                       level=mesh_level)]  # fmt: skip
+                                                       level=mesh_level, animated_fps=fps)]  # fmt: skip
+        if fps is not None:
+            written.append(folder / "mesh" / ANIMATED_NAME)
     if viewer:
         from ss4d.viewer import viewer_from_folder
 

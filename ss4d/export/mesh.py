@@ -5,7 +5,8 @@ means and covariances of the decoded Gaussians), sampled on a ``resolution^3`` g
 ``[-0.5, 0.5]^3`` padded by ``PAD`` (each Gaussian within 3 standard deviations of its largest axis, at most
 ``MAX_REACH`` cells). The surface is the ``level`` set of ``D`` (scikit-image's marching cubes), Taubin-smoothed
 (trimesh, keeps the volume), with vertex colours ``C(x) / D(x)``, ``C`` the same sum weighted by each Gaussian's
-colour ``0.28209479 f_dc + 0.5``, read trilinearly at the vertices. Meshes are written y-up like ss4d's PLYs.
+colour ``0.28209479 f_dc + 0.5``, read trilinearly at the vertices. Meshes are written y-up like ss4d's PLYs;
+``animated.glb`` optionally holds the whole sequence as one animation.
 Needs ``pip install 'ss4d[mesh]'`` (scikit-image, trimesh).
 """
 
@@ -20,6 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ss4d.export._atomic import write_atomic
+from ss4d.export.gltf_animation import animated_glb_bytes
 from ss4d.ops._optional import require
 from ss4d.representations import Gaussians, quaternion_to_matrix
 from ss4d.representations.io import _Y_UP
@@ -29,6 +31,7 @@ __all__ = ["MeshStats", "density_grid", "gaussians_to_mesh", "save_mesh_sequence
 PAD = 0.05
 MAX_REACH = 8
 SH_C0 = 0.28209479
+ANIMATED_NAME = "animated.glb"
 MESH_HINT = "meshes need scikit-image and trimesh: pip install 'ss4d[mesh]'"
 
 
@@ -104,14 +107,29 @@ def gaussians_to_mesh(g: Gaussians, *, resolution: int = 64, level: float = 0.5,
 
 
 def save_mesh_sequence(
-    frames: Sequence[Gaussians], folder: str | Path, *, resolution: int = 64, level: float = 0.5, smooth: int = 10
+    frames: Sequence[Gaussians],
+    folder: str | Path,
+    *,
+    resolution: int = 64,
+    level: float = 0.5,
+    smooth: int = 10,
+    animated_fps: float | None = None,
 ) -> list[MeshStats]:
-    """``folder/frame_0000.glb`` ... one per frame; returns vertex / triangle counts and seconds per frame."""
-    stats = []
+    """``folder/frame_0000.glb`` ... one per frame; returns vertex / triangle counts and seconds per frame.
+
+    With ``animated_fps`` also ``folder/animated.glb``: every frame in one file, played at that rate
+    (:mod:`ss4d.export.gltf_animation`).
+    """
+    stats, meshes = [], []
     for i, g in enumerate(frames):
         start = time.perf_counter()
         mesh = gaussians_to_mesh(g, resolution=resolution, level=level, smooth=smooth)
         data = mesh.export(file_type="glb")
         path = write_atomic(Path(folder) / f"frame_{i:04d}.glb", lambda tmp, data=data: tmp.write_bytes(data))
         stats.append(MeshStats(path, len(mesh.vertices), len(mesh.faces), time.perf_counter() - start))
+        if animated_fps is not None:
+            meshes.append(mesh)
+    if animated_fps is not None:
+        data = animated_glb_bytes(meshes, animated_fps)
+        write_atomic(Path(folder) / ANIMATED_NAME, lambda tmp: tmp.write_bytes(data))
     return stats

@@ -19,7 +19,7 @@ def test_generate_with_viewer_mesh_and_splats(model_dir, tmp_path):  # noqa: F81
     assert (out / "viewer.html").stat().st_size > 1000 and (out / "structure.npz").is_file()
     assert len(list((out / "splats").glob("frame_*.compressed.ply"))) == 4
     assert len(read_splat((out / "splats" / "frame_0003.splat").read_bytes())["xyz"]) > 0
-    assert len(list((out / "mesh").glob("frame_*.glb"))) == 4
+    assert len(list((out / "mesh").glob("frame_*.glb"))) == 4 and (out / "mesh" / "animated.glb").is_file()
 
 
 def test_view_export_mesh_and_splats_on_a_folder(tmp_path, capsys):
@@ -30,9 +30,10 @@ def test_view_export_mesh_and_splats_on_a_folder(tmp_path, capsys):
     assert main(["export-splats", str(tmp_path), "--format", "compressed-ply"]) == 0
     decoded = read_compressed_ply((tmp_path / "splats" / "frame_0001.compressed.ply").read_bytes())
     assert len(decoded["xyz"]) == len(ball_of_gaussians(radius=0.2))
-    assert main(["export-mesh", str(tmp_path), "--resolution", "32"]) == 0
+    assert main(["export-mesh", str(tmp_path), "--resolution", "32", "--animated"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert "frame_0001.glb:" in lines[-1] and "triangles" in lines[-1]
+    assert "frame_0001.glb:" in lines[-2] and "triangles" in lines[-2]
+    assert lines[-1].endswith("animated.glb: all 2 frames at 8 fps")
 
 
 @pytest.mark.parametrize("command", ["view", "export-mesh", "export-splats"])

@@ -63,3 +63,30 @@ def test_no_surface_is_a_clear_error():
     with pytest.raises(ValueError, match="no surface at level 50"):
         gaussians_to_mesh(g, resolution=16, level=50.0)
     assert math.isfinite(float(density_grid(g, 16)[0].max()))
+
+
+def test_animated_glb_shows_one_frame_at_a_time(tmp_path):
+    pygltflib = pytest.importorskip("pygltflib")
+    frames = [ball_of_gaussians(radius=r) for r in (0.1, 0.15, 0.2)]
+    stats = save_mesh_sequence(frames, tmp_path, resolution=24, animated_fps=4.0)
+    path = tmp_path / "animated.glb"
+    scene = trimesh.load(path)
+    assert [len(g.faces) for g in scene.geometry.values()] == [s.triangles for s in stats]
+    gltf = pygltflib.GLTF2().load(str(path))
+    blob = gltf.binary_blob()
+
+    def read(index: int, dtype: str, width: int) -> np.ndarray:
+        acc = gltf.accessors[index]
+        view = gltf.bufferViews[acc.bufferView]
+        return np.frombuffer(blob, dtype, acc.count * width, view.byteOffset).reshape(acc.count, width)
+
+    anim = gltf.animations[0]
+    assert [c.target.node for c in anim.channels] == [0, 1, 2] and {c.target.path for c in anim.channels} == {"scale"}
+    times = read(anim.samplers[0].input, "<f4", 1)[:, 0]
+    np.testing.assert_allclose(times, [0, 0.25, 0.5, 0.75])
+    shown = np.stack([read(s.output, "<f4", 3)[:, 0] for s in anim.samplers])  # [node, key]
+    np.testing.assert_array_equal(shown[:, :3], np.eye(3))  # frame i's node is the only one at scale 1 in frame i
+    assert all(s.interpolation == "STEP" for s in anim.samplers)
+    first = read(gltf.meshes[0].primitives[0].attributes.POSITION, "<f4", 3)
+    np.testing.assert_allclose(np.sort(first, axis=0), np.sort(trimesh.load(stats[0].path, force="mesh").vertices,
+                                                               axis=0), atol=1e-6)  # fmt: skip
