@@ -1,4 +1,5 @@
-"""The ``ss4d`` command line: ``generate``, ``render``, ``convert``, ``data``, ``train``, ``eval``, ``info``.
+"""The ``ss4d`` command line: ``generate``, ``view``, ``export-mesh``, ``export-splats``, ``render``, ``convert``,
+``data``, ``train``, ``eval``, ``info``.
 
 Errors print one line (``error: ...``) plus a hint. Exit codes: 0 success, 2 bad input or usage
 (missing files, unreadable clips, bad options), 1 an internal failure.
@@ -103,7 +104,7 @@ def _render(args: argparse.Namespace) -> int:
 def _view(args: argparse.Namespace) -> int:
     from ss4d.viewer import viewer_from_folder
 
-    path = viewer_from_folder(args.folder, output=args.output, fps=args.fps)
+    path = viewer_from_folder(args.folder, output=args.output, fps=args.fps, max_gaussians=args.max_gaussians)
     print(f"wrote {path} (open it in a browser; it needs no network)")
     return 0
 
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
     v.add_argument("-o", "--output", help="HTML path (default: FOLDER/viewer.html)")
     v.add_argument("--fps", type=float, help="playback rate (default: the clip's, from structure.npz, else 8)")
+    v.add_argument("--max-gaussians", type=int, help="keep at most this many Gaussians a frame (the most visible)")
     v.set_defaults(run=_view)
     em = sub.add_parser("export-mesh", help="one GLB per frame of a result folder (marching cubes, vertex colours)")
     em.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")

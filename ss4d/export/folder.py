@@ -32,20 +32,20 @@ def export_folder(
     mesh_level: float = 0.5,
     fps: float | None = None,
 ) -> list[Path]:
-    """Write ``viewer.html``, ``mesh/frame_*.glb`` (+ ``mesh/animated.glb`` at ``fps`` when given) and
-    ``splats/frame_*.<format>`` into a result folder."""
+    """Write ``splats/frame_*.<format>``, ``viewer.html`` and ``mesh/frame_*.glb`` (+ ``mesh/animated.glb`` at
+    ``fps`` when given) into a result folder, in that order (meshes last: the one that can find no surface)."""
     folder = Path(folder)
     frames = load_result_gaussians(folder)
     written: list[Path] = []
     if splat_formats:
         written += save_splat_sequence(frames, folder / "splats", splat_formats)
+    if viewer:
+        from ss4d.viewer import viewer_from_folder
+
+        written.append(viewer_from_folder(folder))
     if mesh:
         written += [s.path for s in save_mesh_sequence(frames, folder / "mesh", resolution=mesh_resolution,
                                                        level=mesh_level, animated_fps=fps)]  # fmt: skip
         if fps is not None:
             written.append(folder / "mesh" / ANIMATED_NAME)
-    if viewer:
-        from ss4d.viewer import viewer_from_folder
-
-        written.append(viewer_from_folder(folder))
     return written

@@ -84,6 +84,8 @@ def gaussians_to_mesh(g: Gaussians, *, resolution: int = 64, level: float = 0.5,
     ndimage = require("scipy.ndimage", hint=MESH_HINT)
     if up not in ("y", "z"):
         raise ValueError(f"`up` must be 'y' or 'z', got {up!r}")
+    if not 8 <= resolution <= 512 or smooth < 0:
+        raise ValueError(f"mesh `resolution` must be in 8..512 and `smooth` >= 0, got {resolution} and {smooth}")
     density, colour = density_grid(g, resolution)
     d = density.numpy()
     if not d.min() < level < d.max():

@@ -19,7 +19,7 @@ from ss4d.export._atomic import write_atomic
 from ss4d.export.folder import load_result_gaussians
 from ss4d.export.structure import Structure, load_structure
 from ss4d.representations import Gaussians
-from ss4d.viewer.pack import encode_sequence, splat_frame
+from ss4d.viewer.pack import SplatFrame, encode_sequence, splat_frame
 
 __all__ = ["build_viewer_html", "read_viewer_html", "viewer_from_folder", "voxels_from_gaussians", "write_viewer"]
 
@@ -43,10 +43,25 @@ def voxels_from_gaussians(frames: Sequence[Gaussians], resolution: int) -> list[
     return out
 
 
+def _most_visible(f: SplatFrame, k: int) -> SplatFrame:
+    if len(f) <= k:
+        return f
+    score = f.opacity * np.prod(f.scales, axis=1) ** (2 / 3)
+    keep = np.sort(np.argpartition(-score, k - 1)[:k])
+    return SplatFrame(f.xyz[keep], f.scales[keep], f.quats[keep], f.opacity[keep], f.rgb[keep])
+
+
 def build_viewer_html(
-    gaussians: Sequence[Gaussians], *, structure: Structure | None = None, fps: float | None = None, title: str = "ss4d"
+    gaussians: Sequence[Gaussians],
+    *,
+    structure: Structure | None = None,
+    fps: float | None = None,
+    title: str = "ss4d",
+    max_gaussians: int | None = None,
 ) -> str:
-    """The page's HTML text. ``structure`` adds the voxel mode and the input frames; ``fps`` overrides its rate."""
+    """The page's HTML text. ``structure`` adds the voxel mode and the input frames; ``fps`` overrides its rate;
+    ``max_gaussians`` keeps that many Gaussians a frame, those with the largest ``opacity * scale_x scale_y
+    scale_z ^ (2/3)`` (about their projected area), to keep pages of large models small."""
     if not gaussians:
         raise ValueError("the viewer needs at least one frame of Gaussians")
     if structure is not None and len(structure.coords) != len(gaussians):
@@ -55,7 +70,12 @@ def build_viewer_html(
     if rate <= 0:
         raise ValueError(f"`fps` must be > 0, got {rate}")
     voxels = structure.coords if structure is not None else None
-    meta, blob = encode_sequence([splat_frame(g) for g in gaussians], voxels,
+    if max_gaussians is not None and max_gaussians < 1:
+        raise ValueError(f"`max_gaussians` must be >= 1, got {max_gaussians}")
+    frames = [splat_frame(g) for g in gaussians]
+    if max_gaussians is not None:
+        frames = [_most_visible(f, max_gaussians) for f in frames]
+    meta, blob = encode_sequence(frames, voxels,
                                  structure.resolution if structure is not None else None)  # fmt: skip
     meta["fps"] = float(rate)
     images = structure.images if structure is not None else None
@@ -86,7 +106,9 @@ def write_viewer(path: str | Path, gaussians: Sequence[Gaussians], **kwargs) -> 
     return write_atomic(path, lambda tmp: tmp.write_text(html, encoding="utf-8"))
 
 
-def viewer_from_folder(folder: str | Path, *, output: str | Path | None = None, fps: float | None = None) -> Path:
+def viewer_from_folder(
+    folder: str | Path, *, output: str | Path | None = None, fps: float | None = None, max_gaussians: int | None = None
+) -> Path:
     """``folder/viewer.html`` (or ``output``) from a result folder of ``ss4d generate``.
 
     Reads ``gaussians.npz``; ``structure.npz`` (written by ``generate --viewer`` / ``--mesh``) adds the sampled
@@ -104,4 +126,5 @@ def viewer_from_folder(folder: str | Path, *, output: str | Path | None = None, 
     elif (folder / "summary.json").is_file():
         res = int(json.loads((folder / "summary.json").read_text()).get("resolution", 64))
         structure = Structure(voxels_from_gaussians(frames, res), res, None, fps or DEFAULT_FPS)
-    return write_viewer(output or folder / "viewer.html", frames, structure=structure, fps=fps, title=folder.name)
+    return write_viewer(output or folder / "viewer.html", frames, structure=structure, fps=fps, title=folder.name,
+                        max_gaussians=max_gaussians)  # fmt: skip

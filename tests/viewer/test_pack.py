@@ -70,3 +70,16 @@ def test_view_of_a_folder_without_structure_uses_gaussian_centres(tmp_path):
 def test_frame_count_mismatch_is_an_error():
     with pytest.raises(ValueError, match="structure has 1 frames"):
         build_viewer_html([random_gaussians(5)] * 2, structure=Structure([np.zeros((0, 3))], 4, None, 8.0))
+
+
+def test_max_gaussians_keeps_the_most_visible():
+    g = random_gaussians(200, seed=3)
+    meta, blob = read_viewer_html(build_viewer_html([g], max_gaussians=50))
+    assert meta["frames"][0]["n"] == 50
+    f = splat_frame(g)
+    score = f.opacity * np.prod(f.scales, axis=1) ** (2 / 3)
+    kept = decode_frame(meta["frames"][0], blob)
+    dist = np.linalg.norm(kept.xyz[:, None] - f.xyz[None], axis=-1).argmin(1)  # which originals survived
+    assert score[dist].min() >= np.sort(score)[-50] * 0.999
+    with pytest.raises(ValueError, match="max_gaussians"):
+        build_viewer_html([g], max_gaussians=0)
