@@ -5,12 +5,12 @@ from pathlib import Path
 
 from ss4d.export.mesh import ANIMATED_NAME, save_mesh_sequence
 from ss4d.export.splats import save_splat_sequence
-from ss4d.representations import load_npz
+from ss4d.representations import Gaussians, load_npz
 
 __all__ = ["export_folder", "load_result_gaussians"]
 
 
-def load_result_gaussians(folder: str | Path):
+def load_result_gaussians(folder: str | Path) -> list[Gaussians]:
     """The Gaussians of a result folder (its ``gaussians.npz``).
 
     Raises:
