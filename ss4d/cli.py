@@ -68,9 +68,10 @@ def _generate_extras(args: argparse.Namespace, result, out: Path) -> None:
     written = export_folder(out, viewer=args.viewer, mesh=args.mesh, splat_formats=args.splats,
                             mesh_level=args.mesh_level, fps=fps)  # fmt: skip
     if not args.quiet:
-        groups: dict[str, int] = {}  # "mesh/*.glb" -> 16
+        groups: dict[str, int] = {}  # "mesh/frame_*.glb" -> 16
         for path in written:
-            key = path.name if path.parent == out else f"{path.parent.name}/*{''.join(path.suffixes)}"
+            name = f"frame_*{''.join(path.suffixes)}" if path.name.startswith("frame_") else path.name
+            key = name if path.parent == out else f"{path.parent.name}/{name}"
             groups[key] = groups.get(key, 0) + 1
         print("also wrote " + ", ".join(f"{k} ({n})" if n > 1 else k for k, n in groups.items()))
 
