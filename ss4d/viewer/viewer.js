@@ -156,12 +156,19 @@ void main() {
   const state = { frame: 0, mode: "gaussians", playing: false, fixedSize: null, renders: 0,
     orbit: { radius: 2.0, azimuth: -45, elevation: 20, fov: 40 }, explicit: null };
   let current = null; // {key, n, data, order}
-  const cache = new Map();
+  const cache = new Map(), CACHE_BYTES = 512 * 2 ** 20; // decoded frames, oldest dropped first
+  let cachedBytes = 0;
   function frameData(mode, i) {
     const key = mode + ":" + i;
     if (!cache.has(key)) {
-      if (cache.size > 64) cache.delete(cache.keys().next().value);
-      cache.set(key, mode === "voxels" ? decodeVoxels(meta.voxels[i]) : decodeGaussians(meta.frames[i]));
+      const d = mode === "voxels" ? decodeVoxels(meta.voxels[i]) : decodeGaussians(meta.frames[i]);
+      while (cache.size && cachedBytes + d.data.byteLength > CACHE_BYTES) {
+        const [k, old] = cache.entries().next().value;
+        cache.delete(k);
+        cachedBytes -= old.data.byteLength;
+      }
+      cache.set(key, d);
+      cachedBytes += d.data.byteLength;
     }
     return { key, ...cache.get(key) };
   }
@@ -192,7 +199,14 @@ void main() {
       z[i] = V[8] * d.data[k] + V[9] * d.data[k + 1] + V[10] * d.data[k + 2] + V[11];
       order[i] = i;
     }
-    order.sort((a, b) => z[b] - z[a] || a - b);
+    if (n <= 65536) return order.sort((a, b) => z[b] - z[a] || a - b);
+    // large frames: one counting-sort pass on 16-bit depth (far to near), as splat viewers do
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < n; i++) { lo = Math.min(lo, z[i]); hi = Math.max(hi, z[i]); }
+    const scale = 65535 / Math.max(hi - lo, 1e-12), counts = new Uint32Array(65536), key = new Uint16Array(n);
+    for (let i = 0; i < n; i++) { key[i] = 65535 - Math.round((z[i] - lo) * scale); counts[key[i]]++; }
+    for (let k = 1; k < 65536; k++) counts[k] += counts[k - 1];
+    for (let i = n - 1; i >= 0; i--) order[--counts[key[i]]] = i;
     return order;
   }
 
