@@ -310,7 +310,11 @@ void main() {
     get frame() { return state.frame; },
     get renders() { return state.renders; },
     setFrame, play, pause,
-    setMode(m) { if (m !== "gaussians" && m !== "voxels") throw new RangeError("mode: 'gaussians' or 'voxels'"); state.mode = m; modeSel.value = m; render(); },
+    setMode(m) {
+      if (m !== "gaussians" && m !== "voxels") throw new RangeError("mode: 'gaussians' or 'voxels'");
+      if (m === "voxels" && !hasVoxels) throw new RangeError("this page holds no voxels");
+      state.mode = m; modeSel.value = m; render();
+    },
     // a fixed drawing-buffer size in CSS pixels, or no arguments for the page layout again
     setSize(w, h) {
       state.fixedSize = w ? [w, h] : null;
