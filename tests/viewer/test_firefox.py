@@ -32,9 +32,13 @@ def test_firefox_draws_the_gaussians(tmp_path):
     shot = tmp_path / "shot.png"
     cmd = [XVFB, "-a", "-s", "-screen 0 1280x800x24", FIREFOX, "--headless", "-no-remote", "-profile", str(profile),
            "--window-size=900,420", "--screenshot", str(shot), page.as_uri()]  # fmt: skip
-    subprocess.run(cmd, check=True, timeout=120, capture_output=True, env={"LIBGL_ALWAYS_SOFTWARE": "1",
-                   "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})  # fmt: skip
-    img = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32) / 255
-    canvas = img[60:360, 320:860]  # inside the canvas (white background) for a 900 x 420 window
-    blue = (canvas[..., 2] > canvas[..., 0] + 0.2).mean()
-    assert blue > 0.05, f"no object drawn in Firefox (blue fraction {blue:.4f}; WebGL2 unavailable?)"
+    fractions = []
+    for _ in range(3):  # --screenshot may catch the canvas before its first WebGL frame is presented (slow machines)
+        subprocess.run(cmd, check=True, timeout=120, capture_output=True, env={"LIBGL_ALWAYS_SOFTWARE": "1",
+                       "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})  # fmt: skip
+        img = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32) / 255
+        canvas = img[60:360, 320:860]  # inside the canvas (white background) for a 900 x 420 window
+        fractions.append(float((canvas[..., 2] > canvas[..., 0] + 0.2).mean()))
+        if fractions[-1] > 0.05:
+            break
+    assert max(fractions) > 0.05, f"no object drawn in Firefox (blue fractions {fractions}; WebGL2 unavailable?)"
