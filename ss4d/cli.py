@@ -1,4 +1,5 @@
-"""The ``ss4d`` command line: ``generate``, ``render``, ``convert``, ``data``, ``train``, ``eval``, ``info``.
+"""The ``ss4d`` command line: ``generate``, ``view``, ``export-mesh``, ``export-splats``, ``render``, ``convert``,
+``data``, ``train``, ``eval``, ``info``.
 
 Errors print one line (``error: ...``) plus a hint. Exit codes: 0 success; 2 a user mistake or a bad file
 (every :class:`ss4d.errors.SS4DError`, missing files, usage errors), found before any heavy work by
@@ -51,6 +52,7 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"{result.num_frames} frames -> {out} ({len(written['ply'])} PLYs"
               f"{', ' + Path(written['preview']).name if 'preview' in written else ''}); {stages}; "
               f"total {time.perf_counter() - start:.1f}s")  # fmt: skip
+    _generate_extras(args, result, out, clip.fps or 8.0)
     return 0
 
 
@@ -69,6 +71,24 @@ def _swap_schedulers(pipe, name: str) -> None:
     for stage in ("structure", "slat"):
         current = getattr(pipe, f"{stage}_scheduler")
         setattr(pipe, f"{stage}_scheduler", SCHEDULERS[name].from_config(current.config))
+
+
+def _generate_extras(args: argparse.Namespace, result, out: Path, fps: float) -> None:
+    """`generate --viewer / --mesh / --splats`: structure.npz, viewer.html, meshes, compressed splats."""
+    from ss4d.export import export_folder, save_structure
+
+    if not (args.viewer or args.mesh or args.splats):
+        return
+    save_structure(out / "structure.npz", result.coords, result.resolution, result.images, fps)
+    written = export_folder(out, viewer=args.viewer, mesh=args.mesh, splat_formats=args.splats,
+                            mesh_level=args.mesh_level, fps=fps)  # fmt: skip
+    if not args.quiet:
+        groups: dict[str, int] = {}  # "mesh/frame_*.glb" -> 16
+        for path in written:
+            name = f"frame_*{''.join(path.suffixes)}" if path.name.startswith("frame_") else path.name
+            key = name if path.parent == out else f"{path.parent.name}/{name}"
+            groups[key] = groups.get(key, 0) + 1
+        print("also wrote " + ", ".join(f"{k} ({n})" if n > 1 else k for k, n in groups.items()))
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -100,6 +120,53 @@ def _render(args: argparse.Namespace) -> int:
     path = atomic_file(out, lambda p: write_video(video, p, fps=args.fps), overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    from ss4d.viewer import viewer_from_folder
+
+    path = viewer_from_folder(args.folder, output=args.output, fps=args.fps, max_gaussians=args.max_gaussians)
+    print(f"wrote {path} (open it in a browser; it needs no network)")
+    return 0
+
+
+def _export_mesh(args: argparse.Namespace) -> int:
+    from ss4d.export import load_result_gaussians, load_structure, save_mesh_sequence
+    from ss4d.export.mesh import ANIMATED_NAME
+
+    frames = load_result_gaussians(args.folder)
+    out = Path(args.output) if args.output else Path(args.folder) / "mesh"
+    fps = None
+    if args.animated:
+        structure = Path(args.folder) / "structure.npz"
+        fps = args.fps or (load_structure(structure).fps if structure.is_file() else 8.0)
+    stats = save_mesh_sequence(frames, out, resolution=args.resolution, level=args.level, smooth=args.smooth,
+                               animated_fps=fps)  # fmt: skip
+    for s in stats:
+        print(f"{s.path}: {s.triangles} triangles, {s.vertices} vertices, {s.seconds:.2f}s")
+    if fps is not None:
+        print(f"{out / ANIMATED_NAME}: all {len(stats)} frames at {fps:g} fps")
+    return 0
+
+
+def _export_splats(args: argparse.Namespace) -> int:
+    from ss4d.export import load_result_gaussians, save_splat_sequence
+
+    frames = load_result_gaussians(args.folder)
+    paths = save_splat_sequence(frames, Path(args.output) if args.output else Path(args.folder) / "splats", args.format)
+    print(f"wrote {len(paths)} files to {paths[0].parent if paths else args.output}")
+    return 0
+
+
+def _splat_formats(text: str) -> list[str]:
+    """`--splats`/`--format` values: comma-separated keys of ss4d.export.SPLAT_FORMATS, or `none`."""
+    from ss4d.export.splats import SPLAT_FORMATS
+
+    names = [] if text == "none" else [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in SPLAT_FORMATS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {bad}; choose from {sorted(SPLAT_FORMATS)} or none")
+    return names
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -266,7 +333,35 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     g.add_argument("--no-preview", action="store_true", help="skip the preview video")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    g.add_argument("--viewer", action="store_true", help="also write viewer.html (self-contained browser viewer)")
+    g.add_argument("--mesh", action="store_true",
+                   help="also write mesh/frame_0000.glb ... (marching cubes) and mesh/animated.glb")  # fmt: skip
+    g.add_argument("--mesh-level", type=float, default=0.5, help="iso level of the Gaussian density for --mesh")
+    g.add_argument("--splats", type=_splat_formats, default=["compressed-ply"], metavar="FORMATS",
+                   help="per-frame splat files under splats/: comma-separated compressed-ply,splat or none "
+                        "(default: compressed-ply)")  # fmt: skip
     g.set_defaults(run=_generate)
+    v = sub.add_parser("view", help="write viewer.html for a result folder (open it in a browser)")
+    v.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
+    v.add_argument("-o", "--output", help="HTML path (default: FOLDER/viewer.html)")
+    v.add_argument("--fps", type=float, help="playback rate (default: the clip's, from structure.npz, else 8)")
+    v.add_argument("--max-gaussians", type=int, help="keep at most this many Gaussians a frame (the most visible)")
+    v.set_defaults(run=_view)
+    em = sub.add_parser("export-mesh", help="one GLB per frame of a result folder (marching cubes, vertex colours)")
+    em.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
+    em.add_argument("-o", "--output", help="output folder (default: FOLDER/mesh)")
+    em.add_argument("--resolution", type=int, default=64, help="density grid cells per axis")
+    em.add_argument("--level", type=float, default=0.5, help="iso level of the Gaussian density")
+    em.add_argument("--smooth", type=int, default=10, help="Taubin smoothing iterations (0: none)")
+    em.add_argument("--animated", action="store_true", help="also write animated.glb: all frames in one file")
+    em.add_argument("--fps", type=float, help="rate of animated.glb (default: the clip's, from structure.npz, else 8)")
+    em.set_defaults(run=_export_mesh)
+    es = sub.add_parser("export-splats", help="per-frame SuperSplat .compressed.ply / antimatter15 .splat files")
+    es.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
+    es.add_argument("-o", "--output", help="output folder (default: FOLDER/splats)")
+    es.add_argument("--format", type=_splat_formats, default=["compressed-ply", "splat"],
+                    help="comma-separated: compressed-ply,splat (default: both)")  # fmt: skip
+    es.set_defaults(run=_export_splats)
     r = sub.add_parser("render", help="render a saved sequence (gaussians.npz or a PLY folder) to a video")
     r.add_argument("sequence", help="gaussians.npz or a folder of frame_*.ply")
     r.add_argument("-o", "--output", required=True, help="video path (.mp4 or .gif)")

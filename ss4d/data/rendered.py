@@ -27,7 +27,6 @@ visible, with visibility from a z-buffer of the surface voxels (``aggregate="vis
 a training clip like those of ``ss4d data synth`` (CLI: ``ss4d data import``).
 """
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
