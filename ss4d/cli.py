@@ -145,13 +145,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from ss4d.eval.evaluate import evaluate_folder
+    from ss4d.eval.evaluate import evaluate_folder, format_table
 
     r = evaluate_folder(args.model, args.data, limit=args.limit, seed=args.seed, num_steps=args.steps, out=args.out,
-                        lpips_vgg=args.lpips_vgg, lpips_linear=args.lpips_linear)  # fmt: skip
-    lp = f", LPIPS {r['lpips']:.4f}" if "lpips" in r else " (LPIPS skipped: weights not on disk, see --lpips-vgg)"
-    iou = f", structure IoU {r['iou']:.3f} (time-reversed GT: {r['iou_reversed']:.3f})" if "iou" in r else ""
-    print(f"{r['clips']} clips: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, flicker {r['flicker']:.4f}{iou}{lp}")
+                        lpips_vgg=args.lpips_vgg, lpips_linear=args.lpips_linear, slat_encoder=args.slat_encoder,
+                        stages=args.stages)  # fmt: skip
+    print(f"{r['clips']} clips (means; baselines and ceilings on the same views):")
+    print(format_table(r))
+    for key in ("lpips_missing", "slat_vae_oracle_missing", "iou_missing"):
+        if key in r:
+            print(f"{key.replace('_', ' ')}: {r[key]}")
     return 0
 
 
@@ -243,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="write the metrics (with per-clip rows) to this JSON file")
     ev.add_argument("--lpips-vgg", help="torchvision VGG16 weights file (default: torch's hub cache)")
     ev.add_argument("--lpips-linear", help="LPIPS v0.1 vgg.pth (default: inside an installed lpips package)")
+    ev.add_argument("--slat-encoder", help="SLatEncoder4D folder (e.g. runs/X/slat_vae/final/encoder): adds the "
+                    "SLat VAE oracle (GT voxels -> encoder -> the model's decoder)")
+    ev.add_argument("--stages", action="store_true", help="also run the model's SLat stage on the true occupancy")
     ev.set_defaults(run=_eval)
     i = sub.add_parser("info", help="versions, devices and available backends")
     i.set_defaults(run=_info)

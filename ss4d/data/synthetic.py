@@ -27,6 +27,7 @@ __all__ = [
     "SyntheticClip",
     "SyntheticScene",
     "aggregate_features",
+    "front_viewmat",
     "make_clip",
     "random_scene",
     "render_sdf",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 PRIMITIVES = ("sphere", "box", "capsule", "torus")
+FRONT_EYE = (2.0, 0.0, 0.4)  # the fixed camera of every clip's front video, looking at the origin
 MOTIONS = ("bounce", "spin", "swing", "bend", "squash")
 
 
@@ -220,6 +222,13 @@ def occupancy(scene: SyntheticScene, phase: float, resolution: int) -> Tensor:
     return idx[d.abs() <= 0.5 * math.sqrt(3) / resolution].int()
 
 
+def front_viewmat() -> Float[Tensor, "4 4"]:
+    """World -> camera matrix of the front video's fixed camera (same focal and size as the orbit views)."""
+    from ss4d.render.camera import look_at
+
+    return look_at(torch.tensor(FRONT_EYE), torch.zeros(3))
+
+
 def rgb_features(image: Float[Tensor, "4 s s"]) -> Float[Tensor, "c s s"]:
     """Cheap features for the tiny model: premultiplied RGB and a 2x-blurred copy (6 channels)."""
     rgb = image[:3] * image[3:4]
@@ -272,14 +281,14 @@ def make_clip(
 ) -> SyntheticClip:
     """Generate one clip (see the module docstring). ``aggregate``: "visible" (depth-tested views, voxels
     seen by none fall back to all views) or "all" (mean over every view)."""
-    from ss4d.render.camera import fov_to_focal, look_at, orbit_view
+    from ss4d.render.camera import fov_to_focal, orbit_view
 
     if aggregate not in ("visible", "all"):
         raise ValueError(f"`aggregate` must be 'visible' or 'all', got {aggregate!r}")
     scene = normalise_scene(random_scene(seed), num_frames)
     focal = fov_to_focal(fov, image_size)
     g = torch.Generator().manual_seed(seed + 1)
-    front = look_at(torch.tensor([2.0, 0.0, 0.4]), torch.zeros(3))
+    front = front_viewmat()
     video, views, mats, all_coords, all_feats, all_vis = [], [], [], [], [], []
     for t in range(num_frames):
         phase = t / num_frames
