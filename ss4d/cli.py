@@ -149,7 +149,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     r = evaluate_folder(args.model, args.data, limit=args.limit, seed=args.seed, num_steps=args.steps, out=args.out,
                         lpips_vgg=args.lpips_vgg, lpips_linear=args.lpips_linear, slat_encoder=args.slat_encoder,
-                        stages=args.stages)  # fmt: skip
+                        structure_encoder=args.structure_encoder, stages=args.stages)  # fmt: skip
     print(f"{r['clips']} clips (means; baselines and ceilings on the same views):")
     print(format_table(r))
     for key in ("lpips_missing", "slat_vae_oracle_missing", "iou_missing"):
@@ -248,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--lpips-linear", help="LPIPS v0.1 vgg.pth (default: inside an installed lpips package)")
     ev.add_argument("--slat-encoder", help="SLatEncoder4D folder (e.g. runs/X/slat_vae/final/encoder): adds the "
                     "SLat VAE oracle (GT voxels -> encoder -> the model's decoder)")
+    ev.add_argument("--structure-encoder", help="SparseStructureEncoder folder: adds the structure VAE oracle (IoU)")
     ev.add_argument("--stages", action="store_true", help="also run the model's SLat stage on the true occupancy")
     ev.set_defaults(run=_eval)
     i = sub.add_parser("info", help="versions, devices and available backends")

@@ -5,7 +5,11 @@
 * ``coloured_gt_occupancy``: the same Gaussians coloured from the ground-truth views (each voxel's colour is the
   alpha-weighted mean of the views' pixels where it is visible, z-buffer visibility as ``ss4d data import``).
 * ``slat_vae_oracle``: ground-truth voxel features -> SLat encoder -> the pipeline's Gaussian decoder: the SLat
-  VAE's reconstruction ceiling (needs the SLat encoder, which a pipeline folder does not hold).
+  VAE's reconstruction ceiling (needs the SLat encoder, which a pipeline folder does not hold);
+* ``structure_vae_oracle``: ground-truth occupancy -> structure encoder -> the pipeline's structure decoder: the
+  structure VAE's reconstruction ceiling on IoU (needs the structure encoder).
+
+Both encoders can be refit against a pipeline's frozen decoders with :mod:`ss4d.training.refit`.
 
 A Gaussian on a voxel is isotropic with standard deviation a quarter of a voxel and opacity 0.95: small
 enough that the baseline is not blurred much beyond the voxels' extent, large enough that neighbouring voxels'
@@ -24,7 +28,7 @@ from ss4d.data.rendered import _depth_maps
 from ss4d.data.synthetic import SyntheticClip, aggregate_features
 from ss4d.representations import GaussianActivation, Gaussians
 
-__all__ = ["gaussians_on_voxels", "gt_voxel_colours", "slat_vae_oracle"]
+__all__ = ["gaussians_on_voxels", "gt_voxel_colours", "slat_vae_oracle", "structure_vae_oracle"]
 
 _GREY = 0.5
 _SH_C0 = 0.28209479
@@ -76,3 +80,15 @@ def slat_vae_oracle(encoder: torch.nn.Module, decoder: torch.nn.Module, clip: Sy
     p = next(decoder.parameters())
     _, mean, _ = encoder(voxels.to(p.device))
     return [g.to("cpu") for g in decoder(mean)]
+
+
+@torch.no_grad()
+def structure_vae_oracle(encoder: torch.nn.Module, decoder: torch.nn.Module, clip: SyntheticClip) -> list[Tensor]:
+    """Per-frame voxels ``[n, 3]`` decoded from the structure encoder's posterior mean of the true occupancy."""
+    from ss4d.models.structure_vae import occupancy_to_coords
+    from ss4d.training.data import occupancy_grid
+
+    p = next(decoder.parameters())
+    grid = occupancy_grid(clip)[None].to(p.device, p.dtype)  # [1, T, 1, R, R, R]
+    coords = occupancy_to_coords(decoder(encoder(grid)[1])).cpu()
+    return [coords[coords[:, 0] == t, 1:] for t in range(grid.shape[1])]

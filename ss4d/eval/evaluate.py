@@ -15,9 +15,9 @@ Per method and clip (white background, images in [0, 1]):
 
 Methods: the model; ``baselines`` = ``empty``, ``grey_gt_occupancy``, ``coloured_gt_occupancy`` (images) and
 ``gt_time_reversed``, ``gt_static`` (structure only: the ground truth played backwards, and its first frame
-held); ``ceilings`` = ``slat_vae_oracle`` (when a SLat encoder is given) and, with ``stages=True``,
-``model_on_gt_structure`` (the model's SLat flow + decoder on the true occupancy: the structure stage taken
-out of the error).
+held); ``ceilings`` = ``slat_vae_oracle`` / ``structure_vae_oracle`` (when the encoder is given) and, with
+``stages=True``, ``model_on_gt_structure`` (the model's SLat flow + decoder on the true occupancy: the
+structure stage taken out of the error).
 """
 
 import json
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ss4d.data.synthetic import SyntheticClip, front_viewmat
-from ss4d.eval.baselines import gaussians_on_voxels, gt_voxel_colours, slat_vae_oracle
+from ss4d.eval.baselines import gaussians_on_voxels, gt_voxel_colours, slat_vae_oracle, structure_vae_oracle
 from ss4d.eval.lpips import LPIPS, lpips_if_available
 from ss4d.eval.metrics import bbox_crop, flicker, psnr, reported_ssim, temporal_error, voxel_iou
 from ss4d.pipelines import SS4DPipeline
@@ -132,7 +132,7 @@ def _mean(rows: list[dict]) -> dict:
 
 def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num_steps: int | None = None,
              lpips: LPIPS | None = None, slat_encoder: torch.nn.Module | None = None,
-             stages: bool = False) -> dict:  # fmt: skip
+             structure_encoder: torch.nn.Module | None = None, stages: bool = False) -> dict:  # fmt: skip
     """Average metrics over clips for the model, the baselines and the ceilings (module docstring)."""
     rows: list[dict] = []
     ref_rows: dict[str, list[dict]] = {}
@@ -146,6 +146,9 @@ def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num
         methods = _references(clip)
         if slat_encoder is not None and comparable:
             methods["slat_vae_oracle"] = Prediction(slat_vae_oracle(slat_encoder, pipe.slat_decoder, clip))
+        if structure_encoder is not None and comparable:
+            recon = structure_vae_oracle(structure_encoder, pipe.structure_decoder, clip)
+            methods["structure_vae_oracle"] = Prediction(None, recon)
         if stages and comparable:
             on_truth = pipe(video, seed=seed, num_steps=num_steps, progress=False, structure=clip.coords)
             methods["model_on_gt_structure"] = Prediction(on_truth.gaussians)
@@ -154,7 +157,7 @@ def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num
     result = {"clips": len(rows), **_mean(rows), "per_clip": rows}
     if "iou" not in result:
         result["iou_missing"] = "the pipeline's voxel resolution differs from the clips' (no comparable grids)"
-    ceilings = ("slat_vae_oracle", "model_on_gt_structure")
+    ceilings = ("structure_vae_oracle", "slat_vae_oracle", "model_on_gt_structure")
     for group, names in (("baselines", [n for n in ref_rows if n not in ceilings]), ("ceilings", ceilings)):
         result[group] = {n: {**_mean(ref_rows[n]), "per_clip": ref_rows[n]} for n in names if n in ref_rows}
     return result
@@ -163,11 +166,13 @@ def evaluate(pipe: SS4DPipeline, clip_folders: list[Path], *, seed: int = 0, num
 def evaluate_folder(model: str | Path, data: str | Path, *, limit: int | None = None, seed: int = 0,
                     num_steps: int | None = None, out: str | Path | None = None,
                     lpips_vgg: str | Path | None = None, lpips_linear: str | Path | None = None,
-                    slat_encoder: str | Path | None = None, stages: bool = False) -> dict:  # fmt: skip
+                    slat_encoder: str | Path | None = None, structure_encoder: str | Path | None = None,
+                    stages: bool = False) -> dict:  # fmt: skip
     """:func:`evaluate` on the ``clip_*`` folders under ``data``; LPIPS is added when its weights are found
     (``result["lpips_missing"]`` says why not otherwise); ``slat_encoder``: a ``SLatEncoder4D`` model folder
-    (e.g. a training run's ``slat_vae/final/encoder``) for the SLat VAE oracle."""
-    from ss4d.models import SLatEncoder4D
+    (e.g. a training run's ``slat_vae/final/encoder``) for the SLat VAE oracle; ``structure_encoder``: a
+    ``SparseStructureEncoder`` folder for the structure VAE oracle (:mod:`ss4d.training.refit` makes both)."""
+    from ss4d.models import SLatEncoder4D, SparseStructureEncoder
 
     folders = sorted(p for p in Path(data).glob("clip_*") if p.is_dir())[:limit]
     if not folders:
@@ -177,14 +182,17 @@ def evaluate_folder(model: str | Path, data: str | Path, *, limit: int | None = 
     encoder = None
     if slat_encoder is not None:
         encoder = SLatEncoder4D.from_pretrained(slat_encoder, device=pipe.device).eval()
+    ss_encoder = None
+    if structure_encoder is not None:
+        ss_encoder = SparseStructureEncoder.from_pretrained(structure_encoder, device=pipe.device).eval()
     result = evaluate(pipe, folders, seed=seed, num_steps=num_steps, lpips=metric, slat_encoder=encoder,
-                      stages=stages)  # fmt: skip
+                      structure_encoder=ss_encoder, stages=stages)  # fmt: skip
     if metric is None:
         result["lpips_missing"] = why
     if slat_encoder is None:
         result["slat_vae_oracle_missing"] = (
             "needs the SLat encoder (not part of a pipeline folder): pass "
-            "--slat-encoder DIR, e.g. a training run's slat_vae/final/encoder"
+            "--slat-encoder DIR, e.g. a training run's slat_vae/final/encoder or python -m ss4d.training.refit"
         )
     if out is not None:
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
