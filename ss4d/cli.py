@@ -22,6 +22,9 @@ BAD_INPUT = (
 )  # fmt: skip
 
 
+THREADS_HELP = "torch CPU threads (default: OMP_NUM_THREADS, else the idle cores: usable cores - load, at least 1)"
+
+
 def _generate(args: argparse.Namespace) -> int:
     from ss4d.pipelines import SS4DPipeline
     from ss4d.pipelines.presets import shipped_tiny_path
@@ -34,6 +37,7 @@ def _generate(args: argparse.Namespace) -> int:
         )
     out = Path(args.output)
     start = time.perf_counter()
+    _set_threads(args)
     pipe = SS4DPipeline.from_pretrained(model, device=args.device)
     result = pipe(
         args.input,
@@ -144,9 +148,16 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_threads(args: argparse.Namespace) -> None:
+    from ss4d.threads import set_threads
+
+    set_threads(args.threads)
+
+
 def _eval(args: argparse.Namespace) -> int:
     from ss4d.eval.evaluate import evaluate_folder, format_table
 
+    _set_threads(args)
     r = evaluate_folder(args.model, args.data, limit=args.limit, seed=args.seed, num_steps=args.steps, out=args.out,
                         lpips_vgg=args.lpips_vgg, lpips_linear=args.lpips_linear, slat_encoder=args.slat_encoder,
                         structure_encoder=args.structure_encoder, stages=args.stages)  # fmt: skip
@@ -200,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stride", type=int, default=1)
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g.add_argument("--no-preview", action="store_true", help="skip the preview video")
+    g.add_argument("--threads", type=int, help=THREADS_HELP)
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     g.set_defaults(run=_generate)
     r = sub.add_parser("render", help="render a saved sequence (gaussians.npz or a PLY folder) to a video")
@@ -248,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--lpips-linear", help="LPIPS v0.1 vgg.pth (default: inside an installed lpips package)")
     ev.add_argument("--slat-encoder", help="SLatEncoder4D folder (e.g. runs/X/slat_vae/final/encoder): adds the "
                     "SLat VAE oracle (GT voxels -> encoder -> the model's decoder)")
+    ev.add_argument("--threads", type=int, help=THREADS_HELP)
     ev.add_argument("--structure-encoder", help="SparseStructureEncoder folder: adds the structure VAE oracle (IoU)")
     ev.add_argument("--stages", action="store_true", help="also run the model's SLat stage on the true occupancy")
     ev.set_defaults(run=_eval)
