@@ -106,7 +106,8 @@ def _synth(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for i in range(args.num):
         clip = make_clip(args.seed + i, num_frames=args.frames, resolution=args.resolution, image_size=args.size,
-                         num_views=args.views, aggregate=args.aggregate, features=features)  # fmt: skip
+                         num_views=args.views, aggregate=args.aggregate, features=features,
+                         world=args.world)  # fmt: skip
         clip.save(out / f"clip_{args.seed + i:06d}")
         if not args.quiet:
             print(
@@ -235,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--seed", type=int, default=0, help="clip i uses seed + i")
     sy.add_argument("--size", type=int, default=64, help="image size of the videos and views")
     sy.add_argument("--views", type=int, default=4, help="orbit views per frame")
+    sy.add_argument("--world", choices=["v1", "families", "families-heldout"], default="v1",
+                    help="v1: ss4d-tiny's objects; families / families-heldout: the broader world of ss4d.data.world "
+                    "(training families / held-out families)")  # fmt: skip
     _add_voxel_feature_args(sy)
     sy.set_defaults(run=_synth)
     im = dsub.add_parser("import", help="TRELLIS/NeRF-style RGBA renders (transforms.json + time) -> training clips")

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Float
@@ -24,6 +25,7 @@ from torch import Tensor
 
 __all__ = [
     "Part",
+    "ProceduralScene",
     "SyntheticClip",
     "SyntheticScene",
     "aggregate_features",
@@ -52,6 +54,21 @@ class Part:
     bend: float = 0.0
 
 
+@runtime_checkable
+class ProceduralScene(Protocol):
+    """A scene that evaluates itself (e.g. :class:`ss4d.data.world.WorldScene`); the renderer, the occupancy and
+    the normalisation below take it in place of a :class:`SyntheticScene`."""
+
+    parts: list
+    motions: list[str]
+
+    def sdf(self, points: Tensor, phase: float) -> tuple[Tensor, Tensor, Tensor]: ...
+
+    def albedo(self, idx: Tensor, local: Tensor) -> Tensor: ...
+
+    def normalised(self, scale: float, center: tuple[float, float, float]) -> "ProceduralScene": ...
+
+
 @dataclass
 class SyntheticScene:
     """A body (part 0) and limbs, with global motion parameters (radians, cycles per clip)."""
@@ -65,6 +82,9 @@ class SyntheticScene:
     scale: float = 1.0
     center: tuple[float, float, float] = (0.0, 0.0, 0.0)
     motions: list[str] = field(default_factory=list)
+
+
+Scene = SyntheticScene | ProceduralScene
 
 
 def random_scene(seed: int) -> SyntheticScene:
@@ -118,8 +138,10 @@ def _primitive(kind: str, p: Tensor, size: tuple[float, float, float]) -> Tensor
     return q.norm(dim=-1) - a
 
 
-def scene_sdf(scene: SyntheticScene, points: Float[Tensor, "n 3"], phase: float) -> tuple[Tensor, Tensor, Tensor]:
+def scene_sdf(scene: "Scene", points: Float[Tensor, "n 3"], phase: float) -> tuple[Tensor, Tensor, Tensor]:
     """``(sdf [n], part index [n], local coordinates [n, 3])`` of the scene at time ``phase`` in [0, 1)."""
+    if isinstance(scene, ProceduralScene):  # e.g. a scene of the broader world (ss4d.data.world)
+        return scene.sdf(points, phase)
     w = 2 * math.pi * scene.speed * phase + scene.phase
     p = (points / scene.scale) + torch.tensor(scene.center)
     # global motion: bounce (z), spin (about z), squash-and-stretch (volume preserving)
@@ -146,7 +168,9 @@ def scene_sdf(scene: SyntheticScene, points: Float[Tensor, "n 3"], phase: float)
     return d * scene.scale, idx, local
 
 
-def _albedo(scene: SyntheticScene, idx: Tensor, local: Tensor) -> Tensor:
+def _albedo(scene: "Scene", idx: Tensor, local: Tensor) -> Tensor:
+    if isinstance(scene, ProceduralScene):
+        return scene.albedo(idx, local)
     out = torch.zeros(idx.shape[0], 3)
     for i, part in enumerate(scene.parts):
         m = idx == i
@@ -164,7 +188,7 @@ def _albedo(scene: SyntheticScene, idx: Tensor, local: Tensor) -> Tensor:
 
 
 def render_sdf(
-    scene: SyntheticScene, phase: float, viewmat: Tensor, focal: float, size: int, *, steps: int = 96
+    scene: "Scene", phase: float, viewmat: Tensor, focal: float, size: int, *, steps: int = 96
 ) -> tuple[Float[Tensor, "4 s s"], Float[Tensor, "s s"]]:
     """Sphere-trace one view (OpenCV camera, square image): ``(rgba, depth)`` (depth 0 where empty)."""
     rot, t = viewmat[:3, :3], viewmat[:3, 3]
@@ -198,7 +222,7 @@ def render_sdf(
     return rgba, depth.reshape(size, size)
 
 
-def normalise_scene(scene: SyntheticScene, num_frames: int, grid: int = 48) -> SyntheticScene:
+def normalise_scene(scene: "Scene", num_frames: int, grid: int = 48) -> "Scene":
     """Fit the union of the object's extents over all frames into [-0.45, 0.45]^3 (once per sequence)."""
     axis = torch.linspace(-1.5, 1.5, grid)
     pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
@@ -211,10 +235,12 @@ def normalise_scene(scene: SyntheticScene, num_frames: int, grid: int = 48) -> S
         raise ValueError("the procedural object is empty")
     centre = (lo + hi) / 2
     scale = 0.9 / float((hi - lo).max() + 3.0 / grid)
+    if isinstance(scene, ProceduralScene):
+        return scene.normalised(scale, tuple(centre.tolist()))
     return SyntheticScene(**{**asdict(scene), "parts": scene.parts, "scale": scale, "center": tuple(centre.tolist())})
 
 
-def occupancy(scene: SyntheticScene, phase: float, resolution: int) -> Tensor:
+def occupancy(scene: "Scene", phase: float, resolution: int) -> Tensor:
     """Surface voxels ``[n, 3]`` (x, y, z) of a ``resolution^3`` grid over [-0.5, 0.5]^3."""
     idx = torch.stack(torch.meshgrid(*[torch.arange(resolution)] * 3, indexing="ij"), -1).reshape(-1, 3)
     centres = (idx.float() + 0.5) / resolution - 0.5
@@ -278,14 +304,25 @@ def make_clip(
     fov: float = 40.0,
     features: Callable[[Tensor], Tensor] = rgb_features,
     aggregate: str = "visible",
+    world: str = "v1",
 ) -> SyntheticClip:
     """Generate one clip (see the module docstring). ``aggregate``: "visible" (depth-tested views, voxels
-    seen by none fall back to all views) or "all" (mean over every view)."""
+    seen by none fall back to all views) or "all" (mean over every view). ``world``: ``"v1"`` (this module's
+    objects: ss4d-tiny's training and evaluation data) or the broader world of :mod:`ss4d.data.world`,
+    ``"families"`` (training families) / ``"families-heldout"`` (held-out families)."""
     from ss4d.render.camera import fov_to_focal, orbit_view
 
     if aggregate not in ("visible", "all"):
         raise ValueError(f"`aggregate` must be 'visible' or 'all', got {aggregate!r}")
-    scene = normalise_scene(random_scene(seed), num_frames)
+    if world not in ("v1", "families", "families-heldout"):
+        raise ValueError(f"`world` must be 'v1', 'families' or 'families-heldout', got {world!r}")
+    if world == "v1":
+        scene = random_scene(seed)
+    else:
+        from ss4d.data.world import world_scene
+
+        scene = world_scene(seed, split="train" if world == "families" else "heldout")
+    scene = normalise_scene(scene, num_frames)
     focal = fov_to_focal(fov, image_size)
     g = torch.Generator().manual_seed(seed + 1)
     front = front_viewmat()
@@ -319,6 +356,8 @@ def make_clip(
     meta = {"seed": seed, "num_frames": num_frames, "resolution": resolution, "image_size": image_size,
             "num_views": num_views, "fov": fov, "aggregate": aggregate, "motions": scene.motions,
             "parts": [p.kind for p in scene.parts], "format": "ss4d-synthetic-v1"}  # fmt: skip
+    if world != "v1":
+        meta.update(world=world, family=scene.family)
     return SyntheticClip(
         to_u8(torch.stack(video)), to_u8(torch.stack(views)), torch.stack(mats), focal, torch.cat(all_coords),
         torch.cat(all_feats).half(), torch.cat(all_vis).short(), meta,
