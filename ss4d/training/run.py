@@ -270,14 +270,19 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     slat_flow = _component(spec, "model", SLatFlow4D).to(device)
     schedule = spec.get("frame_schedule", [[0, 4]])
 
+    @functools.cache
+    def clip_slat(i: int, frames: int) -> SparseTensor:  # the frozen SLat encoder's means, once per clip/length
+        with torch.no_grad():
+            return slat_vae["encoder"](voxel_batch(data.clips[i], frames).to(device))[1]
+
     def slat_batch(g: torch.Generator, step: int):
         frames = frames_at(schedule, step)
         i = data.pick_indices(g, 1)[0]
         cond = random_black_masks(clip_frames(i, frames)[None], g, p=spec.get("mask_prob", 0.5))
-        return _to((voxel_batch(data.clips[i], frames), cond), device)
+        return _to((clip_slat(i, frames), cond), device)
 
     def flow_loss(m, b, g):
-        return slat_flow_loss(m, cond_encoder, slat_vae["encoder"], b[0], b[1], g, mean=mean, std=std)
+        return slat_flow_loss(m, cond_encoder, b[0], b[1], g, mean=mean, std=std)
 
     t = _trainer(slat_flow, slat_batch, flow_loss, spec, out / "slat_flow", seed)
     _finish(t, progress)
