@@ -18,17 +18,17 @@ extended with a ``time`` index per view)::
       "video": ["video/000.png", ...]  # optional conditioning video (one image per time);
     }                                  # default: the first view listed for each time
 
-The object must already be normalised into the unit cube ``[-0.5, 0.5]^3`` (as TRELLIS renders are), with
-the same normalisation for every frame (so motion is kept). Per time step, the occupancy at ``resolution`` is
-the band of voxels that the **visual hull**'s surface passes through: a voxel centre is inside when it projects
-onto the alpha mask of every view, and a voxel is occupied when it and one of its 6 neighbours lie on different
-sides (:func:`crossing_voxels`). ``ss4d data synth`` marks the voxels whose centre is within half a voxel
-diagonal of the true surface; both are the surface band of an inside test, and they differ where the visual
-hull is not the object (concavities no view sees, few views) and in how thick the band is at corners and thin
-parts (measured: ``benchmarks/occupancy_agreement.py``, docs/training.md). The per-voxel features are
-aggregated over the views where the voxel is visible, with visibility from a z-buffer of the band's voxels (``aggregate="visible"``), or over all views
-(``"all"``). The result is a :class:`~ss4d.data.synthetic.SyntheticClip`, so ``clip.save(folder)`` makes it
-a training clip like those of ``ss4d data synth`` (CLI: ``ss4d data import``).
+The object must already be normalised into the unit cube ``[-0.5, 0.5]^3`` (as TRELLIS renders are), with the
+same normalisation for every frame (so motion is kept). Per time step, the occupancy at ``resolution`` is the
+band of voxels that the **visual hull**'s surface passes through: a voxel centre is inside when it projects onto
+the alpha mask of every view, and a voxel is occupied when it and one of its 6 neighbours lie on different sides
+(:func:`crossing_voxels`). ``ss4d data synth`` marks the voxels whose centre is within half a voxel diagonal of
+the true surface; both are the surface band of an inside test, and they differ where the visual hull is not the
+object (concavities no view sees, few views) and in how thick the band is at corners and thin parts (measured:
+``benchmarks/occupancy_agreement.py``, docs/training.md). The per-voxel features are aggregated over the views
+where the voxel is visible, with visibility from a z-buffer of the band's voxels (``aggregate="visible"``), or
+over all views (``"all"``). The result is a :class:`~ss4d.data.synthetic.SyntheticClip`, so
+``clip.save(folder)`` makes it a training clip like those of ``ss4d data synth`` (CLI: ``ss4d data import``).
 """
 
 import json

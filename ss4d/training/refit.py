@@ -10,7 +10,8 @@ normalisation should be recomputed from them).
 
 Losses are the recipes' own (:func:`~ss4d.training.losses.structure_vae_loss`,
 :func:`~ss4d.training.recipes.slat_vae_loss`); runs resume exactly like any stage (``<out>/<name>/checkpoints``)
-and write ``<out>/<name>/final/encoder``::
+and write ``<out>/<name>/final/encoder`` (plus ``final/vae`` for the structure VAE: the refit encoder with the
+pipeline's decoder, a ``structure_vae`` stage's ``init.model``; see ``configs/ss4d-tiny-round3.json``)::
 
     python -m ss4d.training.refit checkpoints/ss4d-tiny --data data/synth-train --out runs/refit \\
         --structure-steps 300 --slat-steps 300
@@ -51,6 +52,7 @@ def refit_structure_encoder(
     vae.decoder.requires_grad_(False)
     _fit(vae, lambda g, s: structure_batch(data, g, batch_size, frames), structure_vae_loss, config, out, progress)
     vae.encoder.save_pretrained(out / "final" / "encoder")
+    vae.save_pretrained(out / "final" / "vae")  # encoder + the pipeline's decoder: a structure_vae `init.model`
     return vae.encoder.eval()
 
 

@@ -84,7 +84,8 @@ def test_visual_hull_and_surface_helpers():
     slow = {(x, y, z) for x in range(6) for y in range(6) for z in range(6)
             if any(0 <= x + dx < 6 and 0 <= y + dy < 6 and 0 <= z + dz < 6
                    and solid[x + dx, y + dy, z + dz] != solid[x, y, z]
-                   for dx, dy, dz in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)))}  # fmt: skip
+                   for dx, dy, dz in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
+                   )}  # fmt: skip
     assert {tuple(v) for v in band.tolist()} == slow
     # one view of an all-opaque image carves nothing that projects into it
     mats = orbit_view(2.0, 0.0, 0.0)[None]

@@ -4,7 +4,7 @@ import torch
 
 from ss4d.cli import main as cli
 from ss4d.data.synthetic import make_clip
-from ss4d.models import SLatEncoder4D, SparseStructureEncoder
+from ss4d.models import SLatEncoder4D, SparseStructureEncoder, SparseStructureVAE
 from ss4d.training.core import TrainConfig
 from ss4d.training.data import ClipDataset
 from ss4d.training.refit import refit_slat_encoder, refit_structure_encoder
@@ -34,6 +34,8 @@ def test_refit_encoders_train_only_the_encoders_and_feed_the_eval_ceilings(tmp_p
         got, want = loaded.state_dict(), trained.state_dict()
         assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
         assert len((folder / "log.csv").read_text().splitlines()) == 1 + 3
+    vae = SparseStructureVAE.from_pretrained(tmp_path / "refit" / "structure" / "final" / "vae")
+    assert all(torch.equal(v, before[k]) for k, v in vae.decoder.state_dict().items())
     code = cli(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data"), "--steps", "1",
                 "--limit", "1", "--out", str(tmp_path / "m.json"),
                 "--structure-encoder", str(tmp_path / "refit" / "structure" / "final" / "encoder"),
