@@ -138,17 +138,29 @@ def _primitive(kind: str, p: Tensor, size: tuple[float, float, float]) -> Tensor
     return q.norm(dim=-1) - a
 
 
+def global_motion(p: Tensor, w: float, bounce: float, spin: float, squash: float) -> Tensor:
+    """Points in the object's frame under the global motion at angle ``w``: bounce (z), spin (about z),
+    squash-and-stretch (volume preserving)."""
+    p = p - torch.tensor([0.0, 0.0, bounce * abs(math.sin(w))])
+    p = p @ _rot(torch.tensor([0.0, 0.0, 1.0]), spin * w)
+    s = 1 + squash * math.sin(2 * w)
+    return p * torch.tensor([s**0.5, s**0.5, 1 / s])
+
+
+def union(sdfs: list[Tensor], locals_: list[Tensor], scale: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The union of the parts: ``(sdf [n], part index [n], that part's local coordinates [n, 3])``."""
+    d, idx = torch.stack(sdfs).min(dim=0)
+    local = torch.stack(locals_)[idx, torch.arange(idx.shape[0])]
+    return d * scale, idx, local
+
+
 def scene_sdf(scene: "Scene", points: Float[Tensor, "n 3"], phase: float) -> tuple[Tensor, Tensor, Tensor]:
     """``(sdf [n], part index [n], local coordinates [n, 3])`` of the scene at time ``phase`` in [0, 1)."""
     if isinstance(scene, ProceduralScene):  # e.g. a scene of the broader world (ss4d.data.world)
         return scene.sdf(points, phase)
     w = 2 * math.pi * scene.speed * phase + scene.phase
     p = (points / scene.scale) + torch.tensor(scene.center)
-    # global motion: bounce (z), spin (about z), squash-and-stretch (volume preserving)
-    p = p - torch.tensor([0.0, 0.0, scene.bounce * abs(math.sin(w))])
-    p = p @ _rot(torch.tensor([0.0, 0.0, 1.0]), scene.spin * w)
-    s = 1 + scene.squash * math.sin(2 * w)
-    p = p * torch.tensor([s**0.5, s**0.5, 1 / s])
+    p = global_motion(p, w, scene.bounce, scene.spin, scene.squash)
     sdfs, locals_ = [], []
     for i, part in enumerate(scene.parts):
         q = p - torch.tensor(part.offset)
@@ -162,10 +174,7 @@ def scene_sdf(scene: "Scene", points: Float[Tensor, "n 3"], phase: float) -> tup
             q = torch.stack([c * q[..., 0] - sn * q[..., 1], sn * q[..., 0] + c * q[..., 1], q[..., 2]], -1)
         sdfs.append(_primitive(part.kind, q, part.size))
         locals_.append(q)
-    stack = torch.stack(sdfs)
-    d, idx = stack.min(dim=0)
-    local = torch.stack(locals_)[idx, torch.arange(points.shape[0])]
-    return d * scene.scale, idx, local
+    return union(sdfs, locals_, scene.scale)
 
 
 def _albedo(scene: "Scene", idx: Tensor, local: Tensor) -> Tensor:

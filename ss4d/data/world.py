@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ss4d.data.synthetic import _primitive, _rot
+from ss4d.data.synthetic import _primitive, _rot, global_motion, union
 
 __all__ = ["FAMILIES", "HELDOUT_FAMILIES", "TRAIN_FAMILIES", "WorldPart", "WorldScene", "world_scene"]
 
@@ -85,10 +85,7 @@ class WorldScene:
         p = points / self.scale + torch.tensor(self.center)
         dx, dy, dz = self.drift
         p = p - torch.tensor([dx * math.sin(w / self.speed), dy * math.sin(2 * w / self.speed), dz])
-        p = p - torch.tensor([0.0, 0.0, self.bounce * abs(math.sin(w))])
-        p = p @ _rot(torch.tensor([0.0, 0.0, 1.0]), self.spin * w)
-        s = 1 + self.squash * math.sin(2 * w)
-        p = p * torch.tensor([s**0.5, s**0.5, 1 / s])
+        p = global_motion(p, w, self.bounce, self.spin, self.squash)
         sdfs, locals_ = [], []
         for i, part in enumerate(self.parts):
             q = p - torch.tensor(part.anchor)
@@ -106,9 +103,7 @@ class WorldScene:
                 q = q * (1 - self.bulge * torch.sin(3 * q[..., 2:3] * 6 + w).clamp_min(0) * 0.3)
             sdfs.append(_primitive(part.kind, q, part.size) * g)
             locals_.append(q)
-        d, idx = torch.stack(sdfs).min(dim=0)
-        local = torch.stack(locals_)[idx, torch.arange(points.shape[0])]
-        return d * self.scale, idx, local
+        return union(sdfs, locals_, self.scale)
 
     def albedo(self, idx: Tensor, local: Tensor) -> Tensor:
         out = torch.zeros(idx.shape[0], 3)
