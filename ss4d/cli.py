@@ -265,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--slat-encoder", help="SLatEncoder4D folder (e.g. runs/X/slat_vae/final/encoder): adds the "
                     "SLat VAE oracle (GT voxels -> encoder -> the model's decoder)")
     ev.add_argument("--threads", type=int, help=THREADS_HELP)
-    ev.add_argument("--structure-encoder", help="SparseStructureEncoder folder: adds the structure VAE oracle (IoU)")
+    ev.add_argument("--structure-encoder", help="structure encoder or whole structure VAE folder (e.g. "
+                    "checkpoints/ss4d-tiny-encoders/structure_vae): adds the structure VAE oracle (IoU)")
     ev.add_argument("--stages", action="store_true", help="also run the model's SLat stage on the true occupancy")
     ev.set_defaults(run=_eval)
     i = sub.add_parser("info", help="versions, devices and available backends")

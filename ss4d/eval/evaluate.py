@@ -172,7 +172,7 @@ def evaluate_folder(model: str | Path, data: str | Path, *, limit: int | None = 
     (``result["lpips_missing"]`` says why not otherwise); ``slat_encoder``: a ``SLatEncoder4D`` model folder
     (e.g. a training run's ``slat_vae/final/encoder``) for the SLat VAE oracle; ``structure_encoder``: a
     ``SparseStructureEncoder`` folder for the structure VAE oracle (:mod:`ss4d.training.refit` makes both)."""
-    from ss4d.models import SLatEncoder4D, SparseStructureEncoder
+    from ss4d.models import SLatEncoder4D
 
     folders = sorted(p for p in Path(data).glob("clip_*") if p.is_dir())[:limit]
     if not folders:
@@ -184,7 +184,7 @@ def evaluate_folder(model: str | Path, data: str | Path, *, limit: int | None = 
         encoder = SLatEncoder4D.from_pretrained(slat_encoder, device=pipe.device).eval()
     ss_encoder = None
     if structure_encoder is not None:
-        ss_encoder = SparseStructureEncoder.from_pretrained(structure_encoder, device=pipe.device).eval()
+        ss_encoder = _structure_encoder(Path(structure_encoder), pipe.device)
     result = evaluate(pipe, folders, seed=seed, num_steps=num_steps, lpips=metric, slat_encoder=encoder,
                       structure_encoder=ss_encoder, stages=stages)  # fmt: skip
     if metric is None:
@@ -197,6 +197,22 @@ def evaluate_folder(model: str | Path, data: str | Path, *, limit: int | None = 
     if out is not None:
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _structure_encoder(folder: Path, device: torch.device) -> torch.nn.Module:
+    """A ``SparseStructureEncoder`` folder, or the encoder of a whole ``SparseStructureVAE`` folder."""
+    from safetensors import safe_open
+
+    from ss4d.models import SparseStructureEncoder, SparseStructureVAE
+
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found: not a model folder (expected config.json + model.safetensors)")
+    with safe_open(str(weights), "pt") as f:
+        whole_vae = any(k.startswith("encoder.") for k in f.keys())  # noqa: SIM118 - safe_open is not a dict
+    if whole_vae:
+        return SparseStructureVAE.from_pretrained(folder, device=device).encoder.eval()
+    return SparseStructureEncoder.from_pretrained(folder, device=device).eval()
 
 
 def format_table(result: dict) -> str:

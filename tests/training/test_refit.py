@@ -38,7 +38,7 @@ def test_refit_encoders_train_only_the_encoders_and_feed_the_eval_ceilings(tmp_p
     assert all(torch.equal(v, before[k]) for k, v in vae.decoder.state_dict().items())
     code = cli(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data"), "--steps", "1",
                 "--limit", "1", "--out", str(tmp_path / "m.json"),
-                "--structure-encoder", str(tmp_path / "refit" / "structure" / "final" / "encoder"),
+                "--structure-encoder", str(tmp_path / "refit" / "structure" / "final" / "vae"),  # the whole VAE works
                 "--slat-encoder", str(tmp_path / "refit" / "slat" / "final" / "encoder")])  # fmt: skip
     ceilings = json.loads((tmp_path / "m.json").read_text())["ceilings"]
     assert code == 0 and set(ceilings) == {"structure_vae_oracle", "slat_vae_oracle"}
