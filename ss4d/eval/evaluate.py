@@ -8,7 +8,8 @@ Per method and clip (white background, images in [0, 1]):
 * ``temporal_error``: mean ``|Δprediction − Δtruth|`` between consecutive frames seen from the front video's
   fixed camera (whole image), against the clip's front video; ``flicker``: mean ``|Δprediction|`` on the same
   renders (raw jitter, for reference: a still prediction has flicker 0 but a temporal error equal to the
-  truth's own flicker, reported as ``truth_flicker``);
+  truth's own flicker, reported as ``truth_flicker``); only for ``ss4d data synth`` clips, whose front camera is
+  known (an imported clip's video has no camera);
 * structure: ``iou`` = mean over frames of the IoU between the predicted voxels of frame t and the
   ground-truth voxels of frame t; ``iou_reversed`` = the same against the ground truth of frame T-1-t. A
   generator that ignores the input's motion scores alike on both.
@@ -171,7 +172,8 @@ def evaluate_folder(model: str | Path, data: str | Path, *, limit: int | None = 
     """:func:`evaluate` on the ``clip_*`` folders under ``data``; LPIPS is added when its weights are found
     (``result["lpips_missing"]`` says why not otherwise); ``slat_encoder``: a ``SLatEncoder4D`` model folder
     (e.g. a training run's ``slat_vae/final/encoder``) for the SLat VAE oracle; ``structure_encoder``: a
-    ``SparseStructureEncoder`` folder for the structure VAE oracle (:mod:`ss4d.training.refit` makes both)."""
+    ``SparseStructureEncoder`` or whole ``SparseStructureVAE`` folder for the structure VAE oracle
+    (:mod:`ss4d.training.refit` makes both)."""
     from ss4d.models import SLatEncoder4D
 
     folders = sorted(p for p in Path(data).glob("clip_*") if p.is_dir())[:limit]
