@@ -20,7 +20,8 @@ def test_refit_encoders_train_only_the_encoders_and_feed_the_eval_ceilings(tmp_p
         clip.save(tmp_path / "data" / f"clip_{seed:06d}")
     pipe = tiny_pipeline()
     pipe.save_pretrained(tmp_path / "model")
-    decoders = lambda: {**pipe.structure_decoder.state_dict(), **pipe.slat_decoder.state_dict()}  # noqa: E731
+    decoders = lambda: {**{f"structure.{k}": v for k, v in pipe.structure_decoder.state_dict().items()},  # noqa: E731
+                        **{f"slat.{k}": v for k, v in pipe.slat_decoder.state_dict().items()}}
     before = {k: v.clone() for k, v in decoders().items()}
     data = ClipDataset(tmp_path / "data")
     cfg = TrainConfig(max_steps=3, lr=1e-3, warmup_steps=0, ema_rate=0.0, log_every=1, ckpt_every=3)
@@ -35,7 +36,7 @@ def test_refit_encoders_train_only_the_encoders_and_feed_the_eval_ceilings(tmp_p
         assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
         assert len((folder / "log.csv").read_text().splitlines()) == 1 + 3
     vae = SparseStructureVAE.from_pretrained(tmp_path / "refit" / "structure" / "final" / "vae")
-    assert all(torch.equal(v, before[k]) for k, v in vae.decoder.state_dict().items())
+    assert all(torch.equal(v, before[f"structure.{k}"]) for k, v in vae.decoder.state_dict().items())
     code = cli(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data"), "--steps", "1",
                 "--limit", "1", "--out", str(tmp_path / "m.json"),
                 "--structure-encoder", str(tmp_path / "refit" / "structure" / "final" / "vae"),  # the whole VAE works
