@@ -23,6 +23,8 @@ from jaxtyping import Float
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
+
 __all__ = [
     "Part",
     "ProceduralScene",
@@ -31,9 +33,11 @@ __all__ = [
     "aggregate_features",
     "front_viewmat",
     "make_clip",
+    "occupancy_grid",
     "random_scene",
     "render_sdf",
     "rgb_features",
+    "voxel_batch",
 ]
 
 PRIMITIVES = ("sphere", "box", "capsule", "torus")
@@ -371,6 +375,23 @@ def make_clip(
         to_u8(torch.stack(video)), to_u8(torch.stack(views)), torch.stack(mats), focal, torch.cat(all_coords),
         torch.cat(all_feats).half(), torch.cat(all_vis).short(), meta,
     )  # fmt: skip
+
+
+def occupancy_grid(clip: SyntheticClip, frames: int | None = None) -> Tensor:
+    """Dense occupancy ``[T, 1, R, R, R]`` of a clip's first ``frames`` frames."""
+    R, T = int(clip.meta["resolution"]), frames or int(clip.meta["num_frames"])
+    c = clip.coords[clip.coords[:, 0] < T].long()
+    grid = torch.zeros(T, 1, R, R, R)
+    grid[c[:, 0], 0, c[:, 1], c[:, 2], c[:, 3]] = 1.0
+    return grid
+
+
+def voxel_batch(clip: SyntheticClip, frames: int) -> SparseTensor:
+    """A clip's voxel features on its first ``frames`` frames, layout ``(1, frames)``."""
+    keep = clip.coords[:, 0] < frames
+    R = int(clip.meta["resolution"])
+    return SparseTensor(clip.features[keep].float(), clip.coords[keep], SpacetimeLayout(1, frames),
+                        spatial_shape=(R, R, R))  # fmt: skip
 
 
 def aggregate_features(centres, mats, feat_maps, depths, focal, size, tol, mode):

@@ -25,7 +25,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ss4d.data.rendered import _depth_maps
-from ss4d.data.synthetic import SyntheticClip, aggregate_features
+from ss4d.data.synthetic import SyntheticClip, aggregate_features, occupancy_grid, voxel_batch
 from ss4d.representations import GaussianActivation, Gaussians
 
 __all__ = ["gaussians_on_voxels", "gt_voxel_colours", "slat_vae_oracle", "structure_vae_oracle"]
@@ -74,8 +74,6 @@ def gt_voxel_colours(clip: SyntheticClip, t: int) -> Float[Tensor, "n 3"]:
 @torch.no_grad()
 def slat_vae_oracle(encoder: torch.nn.Module, decoder: torch.nn.Module, clip: SyntheticClip) -> list[Gaussians]:
     """Decode the SLat encoder's posterior mean of the clip's ground-truth voxel features (all frames)."""
-    from ss4d.training.data import voxel_batch
-
     voxels = voxel_batch(clip, int(clip.meta["num_frames"]))
     p = next(decoder.parameters())
     _, mean, _ = encoder(voxels.to(p.device))
@@ -86,7 +84,6 @@ def slat_vae_oracle(encoder: torch.nn.Module, decoder: torch.nn.Module, clip: Sy
 def structure_vae_oracle(encoder: torch.nn.Module, decoder: torch.nn.Module, clip: SyntheticClip) -> list[Tensor]:
     """Per-frame voxels ``[n, 3]`` decoded from the structure encoder's posterior mean of the true occupancy."""
     from ss4d.models.structure_vae import occupancy_to_coords
-    from ss4d.training.data import occupancy_grid
 
     p = next(decoder.parameters())
     grid = occupancy_grid(clip)[None].to(p.device, p.dtype)  # [1, T, 1, R, R, R]
