@@ -23,6 +23,9 @@ from ss4d.errors import ConfigError, InputError, MediaError, SS4DError
 BAD_INPUT = (SS4DError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
+THREADS_HELP = "torch CPU threads (default: OMP_NUM_THREADS, else the idle cores: usable cores - load, at least 1)"
+
+
 def _generate(args: argparse.Namespace) -> int:
     from ss4d.data import load_clip
     from ss4d.pipelines import SS4DPipeline
@@ -34,6 +37,7 @@ def _generate(args: argparse.Namespace) -> int:
     model = args.model if args.model is not None else shipped_tiny_path()
     out = Path(args.output)
     start = time.perf_counter()
+    _set_threads(args)
     clip = load_clip(args.input, max_frames=args.max_frames, stride=args.stride)  # decodable, before the model
     pipe = SS4DPipeline.from_pretrained(model, device=args.device, condition_encoder=args.condition_encoder)
     if args.scheduler is not None:
@@ -198,7 +202,8 @@ def _synth(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for i in range(args.num):
         clip = make_clip(args.seed + i, num_frames=args.frames, resolution=args.resolution, image_size=args.size,
-                         num_views=args.views, aggregate=args.aggregate, features=features)  # fmt: skip
+                         num_views=args.views, aggregate=args.aggregate, features=features,
+                         world=args.world)  # fmt: skip
         clip.save(out / f"clip_{args.seed + i:06d}")
         if not args.quiet:
             print(
@@ -248,15 +253,26 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_threads(args: argparse.Namespace) -> None:
+    from ss4d.threads import set_threads
+
+    set_threads(args.threads)
+
+
 def _eval(args: argparse.Namespace) -> int:
-    from ss4d.eval.evaluate import evaluate_folder
+    from ss4d.eval.evaluate import evaluate_folder, format_table
 
     validation.check_eval(args)
+    _set_threads(args)
     r = evaluate_folder(args.model, args.data, limit=args.limit, seed=args.seed, num_steps=args.steps, out=args.out,
-                        lpips_vgg=args.lpips_vgg, lpips_linear=args.lpips_linear, overwrite=args.overwrite)  # fmt: skip
-    lp = f", LPIPS {r['lpips']:.4f}" if "lpips" in r else " (LPIPS skipped: weights not on disk, see --lpips-vgg)"
-    iou = f", structure IoU {r['iou']:.3f} (time-reversed GT: {r['iou_reversed']:.3f})" if "iou" in r else ""
-    print(f"{r['clips']} clips: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, flicker {r['flicker']:.4f}{iou}{lp}")
+                        lpips_vgg=args.lpips_vgg, lpips_linear=args.lpips_linear, slat_encoder=args.slat_encoder,
+                        structure_encoder=args.structure_encoder, stages=args.stages,
+                        overwrite=args.overwrite)  # fmt: skip
+    print(f"{r['clips']} clips (means; baselines and ceilings on the same views):")
+    print(format_table(r))
+    for key in ("lpips_missing", "slat_vae_oracle_missing", "iou_missing"):
+        if key in r:
+            print(f"{key.replace('_', ' ')}: {r[key]}")
     return 0
 
 
@@ -332,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda or cuda:N")
     g.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     g.add_argument("--no-preview", action="store_true", help="skip the preview video")
+    g.add_argument("--threads", type=int, help=THREADS_HELP)
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     g.add_argument("--viewer", action="store_true", help="also write viewer.html (self-contained browser viewer)")
     g.add_argument("--mesh", action="store_true",
@@ -388,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--seed", type=int, default=0, help="clip i uses seed + i")
     sy.add_argument("--size", type=int, default=64, help="image size of the videos and views")
     sy.add_argument("--views", type=int, default=4, help="orbit views per frame")
+    sy.add_argument("--world", choices=["v1", "families", "families-heldout"], default="v1",
+                    help="v1: ss4d-tiny's objects; families / families-heldout: the broader world of ss4d.data.world "
+                    "(training families / held-out families)")  # fmt: skip
     _add_voxel_feature_args(sy)
     sy.set_defaults(run=_synth)
     im = dsub.add_parser("import", help="TRELLIS/NeRF-style RGBA renders (transforms.json + time) -> training clips")
@@ -412,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ev.add_argument("--lpips-vgg", help="torchvision VGG16 weights file (default: torch's hub cache)")
     ev.add_argument("--lpips-linear", help="LPIPS v0.1 vgg.pth (default: inside an installed lpips package)")
+    ev.add_argument("--slat-encoder", help="SLatEncoder4D folder (e.g. runs/X/slat_vae/final/encoder): adds the "
+                    "SLat VAE oracle (GT voxels -> encoder -> the model's decoder)")
+    ev.add_argument("--threads", type=int, help=THREADS_HELP)
+    ev.add_argument("--structure-encoder", help="structure encoder or whole structure VAE folder (e.g. "
+                    "checkpoints/ss4d-tiny-encoders/structure_vae): adds the structure VAE oracle (IoU)")
+    ev.add_argument("--stages", action="store_true", help="also run the model's SLat stage on the true occupancy")
     ev.set_defaults(run=_eval)
     i = sub.add_parser("info", help="versions, devices and available backends")
     i.set_defaults(run=_info)

@@ -18,13 +18,17 @@ extended with a ``time`` index per view)::
       "video": ["video/000.png", ...]  # optional conditioning video (one image per time);
     }                                  # default: the first view listed for each time
 
-The object must already be normalised into the unit cube ``[-0.5, 0.5]^3`` (as TRELLIS renders are), with
-the same normalisation for every frame (so motion is kept). Per time step, the occupancy at ``resolution`` is
-the **visual hull** of the silhouettes (a voxel stays when it projects inside the alpha mask of every view),
-reduced to its surface voxels; the per-voxel features are aggregated over the views where the voxel is
-visible, with visibility from a z-buffer of the surface voxels (``aggregate="visible"``), or over all views
-(``"all"``). The result is a :class:`~ss4d.data.synthetic.SyntheticClip`, so ``clip.save(folder)`` makes it
-a training clip like those of ``ss4d data synth`` (CLI: ``ss4d data import``).
+The object must already be normalised into the unit cube ``[-0.5, 0.5]^3`` (as TRELLIS renders are), with the
+same normalisation for every frame (so motion is kept). Per time step, the occupancy at ``resolution`` is the
+band of voxels that the **visual hull**'s surface passes through: a voxel centre is inside when it projects onto
+the alpha mask of every view, and a voxel is occupied when it and one of its 6 neighbours lie on different sides
+(:func:`crossing_voxels`). ``ss4d data synth`` marks the voxels whose centre is within half a voxel diagonal of
+the true surface; both are the surface band of an inside test, and they differ where the visual hull is not the
+object (concavities no view sees, few views) and in how thick the band is at corners and thin parts (measured:
+``benchmarks/occupancy_agreement.py``, docs/training.md). The per-voxel features are aggregated over the views
+where the voxel is visible, with visibility from a z-buffer of the band's voxels (``aggregate="visible"``), or
+over all views (``"all"``). The result is a :class:`~ss4d.data.synthetic.SyntheticClip`, so
+``clip.save(folder)`` makes it a training clip like those of ``ss4d data synth`` (CLI: ``ss4d data import``).
 """
 
 import math
@@ -40,7 +44,7 @@ from ss4d.data.synthetic import SyntheticClip, aggregate_features, rgb_features
 from ss4d.errors import InputError
 from ss4d.utils.untrusted import confined, read_json_object
 
-__all__ = ["check_rendered_source", "load_rendered_clip", "surface_voxels", "visual_hull"]
+__all__ = ["check_rendered_source", "crossing_voxels", "load_rendered_clip", "surface_voxels", "visual_hull"]
 
 # OpenGL/Blender camera axes (x right, y up, z backwards) -> OpenCV (x right, y down, z forwards)
 _GL_TO_CV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
@@ -59,19 +63,20 @@ def _project(points: Tensor, viewmats: Tensor, focal: float, size: int) -> tuple
     return focal * p[..., 0] / zc + size / 2, focal * p[..., 1] / zc + size / 2, z
 
 
-def visual_hull(alphas: Tensor, viewmats: Tensor, focal: float, resolution: int, threshold: float = 0.5) -> Tensor:
+def visual_hull(alphas: Tensor, viewmats: Tensor, focal: float, resolution: int, threshold: float = 0.5, *,
+                conservative: bool = False) -> Tensor:  # fmt: skip
     """Solid occupancy ``[R, R, R]`` (bool, x-y-z order) carved from silhouettes ``alphas [V, S, S]``.
 
-    Conservative at the grid's scale: a voxel counts as inside a view's silhouette when its centre or any
-    of its 8 corners projects onto alpha > ``threshold``; points that project outside an image are not
-    carved by that view.
+    A voxel counts as inside a view's silhouette when its centre projects onto alpha > ``threshold`` (with
+    ``conservative``: its centre or any of its 8 corners, i.e. every voxel the silhouette cone touches);
+    points that project outside an image are not carved by that view.
     """
     V, S = alphas.shape[0], alphas.shape[-1]
     idx, centres = _grid_centres(resolution)
     half = 0.5 / resolution
     corners = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * half
     inside = torch.zeros(V, centres.shape[0], dtype=torch.bool)
-    for delta in torch.cat([torch.zeros(1, 3), corners]):
+    for delta in torch.cat([torch.zeros(1, 3), corners]) if conservative else torch.zeros(1, 3):
         u, v, z = _project(centres + delta, viewmats, focal, S)
         in_image = (u >= 0) & (u < S) & (v >= 0) & (v < S) & (z > 0)
         ui, vi = u.long().clamp(0, S - 1), v.long().clamp(0, S - 1)
@@ -89,6 +94,19 @@ def surface_voxels(solid: Tensor) -> Tensor:
         for shift in (0, 2):
             interior &= padded.narrow(axis, shift, R).narrow((axis + 1) % 3, 1, R).narrow((axis + 2) % 3, 1, R) > 0
     return torch.nonzero(solid & ~interior).int()
+
+
+def crossing_voxels(inside: Tensor) -> Tensor:
+    """``[n, 3]`` int32 indices of the voxels whose inside/outside state differs from at least one 6-neighbour
+    (beyond the grid counts as outside): the voxels on either side of the surface of ``inside [R, R, R]``."""
+    R = inside.shape[0]
+    padded = F.pad(inside[None, None].float(), (1, 1, 1, 1, 1, 1))[0, 0] > 0
+    crossing = torch.zeros_like(inside)
+    for axis in range(3):
+        for shift in (0, 2):
+            neighbour = padded.narrow(axis, shift, R).narrow((axis + 1) % 3, 1, R).narrow((axis + 2) % 3, 1, R)
+            crossing |= neighbour != inside
+    return torch.nonzero(crossing).int()
 
 
 def _depth_maps(points: Tensor, viewmats: Tensor, focal: float, size: int, voxel: float) -> Tensor:
@@ -262,7 +280,7 @@ def load_rendered_clip(
     coords, feats, vis = [], [], []
     for t in range(len(times)):
         rgba = views_u8[t].float() / 255
-        xyz = surface_voxels(visual_hull(rgba[:, 3], viewmats[t], focal, resolution))
+        xyz = crossing_voxels(visual_hull(rgba[:, 3], viewmats[t], focal, resolution))
         if xyz.shape[0] == 0:
             raise InputError(f"{path}: time {t} has no occupied voxel (empty alpha, or cameras that miss the object)")
         centres = (xyz.float() + 0.5) / resolution - 0.5

@@ -16,26 +16,33 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Float
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
 from ss4d.utils.atomic import atomic_folder
 
 __all__ = [
     "Part",
+    "ProceduralScene",
     "SyntheticClip",
     "SyntheticScene",
     "aggregate_features",
+    "front_viewmat",
     "make_clip",
+    "occupancy_grid",
     "random_scene",
     "render_sdf",
     "rgb_features",
+    "voxel_batch",
 ]
 
 PRIMITIVES = ("sphere", "box", "capsule", "torus")
+FRONT_EYE = (2.0, 0.0, 0.4)  # the fixed camera of every clip's front video, looking at the origin
 MOTIONS = ("bounce", "spin", "swing", "bend", "squash")
 
 
@@ -52,6 +59,21 @@ class Part:
     bend: float = 0.0
 
 
+@runtime_checkable
+class ProceduralScene(Protocol):
+    """A scene that evaluates itself (e.g. :class:`ss4d.data.world.WorldScene`); the renderer, the occupancy and
+    the normalisation below take it in place of a :class:`SyntheticScene`."""
+
+    parts: list
+    motions: list[str]
+
+    def sdf(self, points: Tensor, phase: float) -> tuple[Tensor, Tensor, Tensor]: ...
+
+    def albedo(self, idx: Tensor, local: Tensor) -> Tensor: ...
+
+    def normalised(self, scale: float, center: tuple[float, float, float]) -> "ProceduralScene": ...
+
+
 @dataclass
 class SyntheticScene:
     """A body (part 0) and limbs, with global motion parameters (radians, cycles per clip)."""
@@ -65,6 +87,9 @@ class SyntheticScene:
     scale: float = 1.0
     center: tuple[float, float, float] = (0.0, 0.0, 0.0)
     motions: list[str] = field(default_factory=list)
+
+
+Scene = SyntheticScene | ProceduralScene
 
 
 def random_scene(seed: int) -> SyntheticScene:
@@ -118,15 +143,29 @@ def _primitive(kind: str, p: Tensor, size: tuple[float, float, float]) -> Tensor
     return q.norm(dim=-1) - a
 
 
-def scene_sdf(scene: SyntheticScene, points: Float[Tensor, "n 3"], phase: float) -> tuple[Tensor, Tensor, Tensor]:
+def global_motion(p: Tensor, w: float, bounce: float, spin: float, squash: float) -> Tensor:
+    """Points in the object's frame under the global motion at angle ``w``: bounce (z), spin (about z),
+    squash-and-stretch (volume preserving)."""
+    p = p - torch.tensor([0.0, 0.0, bounce * abs(math.sin(w))])
+    p = p @ _rot(torch.tensor([0.0, 0.0, 1.0]), spin * w)
+    s = 1 + squash * math.sin(2 * w)
+    return p * torch.tensor([s**0.5, s**0.5, 1 / s])
+
+
+def union(sdfs: list[Tensor], locals_: list[Tensor], scale: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The union of the parts: ``(sdf [n], part index [n], that part's local coordinates [n, 3])``."""
+    d, idx = torch.stack(sdfs).min(dim=0)
+    local = torch.stack(locals_)[idx, torch.arange(idx.shape[0])]
+    return d * scale, idx, local
+
+
+def scene_sdf(scene: "Scene", points: Float[Tensor, "n 3"], phase: float) -> tuple[Tensor, Tensor, Tensor]:
     """``(sdf [n], part index [n], local coordinates [n, 3])`` of the scene at time ``phase`` in [0, 1)."""
+    if isinstance(scene, ProceduralScene):  # e.g. a scene of the broader world (ss4d.data.world)
+        return scene.sdf(points, phase)
     w = 2 * math.pi * scene.speed * phase + scene.phase
     p = (points / scene.scale) + torch.tensor(scene.center)
-    # global motion: bounce (z), spin (about z), squash-and-stretch (volume preserving)
-    p = p - torch.tensor([0.0, 0.0, scene.bounce * abs(math.sin(w))])
-    p = p @ _rot(torch.tensor([0.0, 0.0, 1.0]), scene.spin * w)
-    s = 1 + scene.squash * math.sin(2 * w)
-    p = p * torch.tensor([s**0.5, s**0.5, 1 / s])
+    p = global_motion(p, w, scene.bounce, scene.spin, scene.squash)
     sdfs, locals_ = [], []
     for i, part in enumerate(scene.parts):
         q = p - torch.tensor(part.offset)
@@ -140,13 +179,12 @@ def scene_sdf(scene: SyntheticScene, points: Float[Tensor, "n 3"], phase: float)
             q = torch.stack([c * q[..., 0] - sn * q[..., 1], sn * q[..., 0] + c * q[..., 1], q[..., 2]], -1)
         sdfs.append(_primitive(part.kind, q, part.size))
         locals_.append(q)
-    stack = torch.stack(sdfs)
-    d, idx = stack.min(dim=0)
-    local = torch.stack(locals_)[idx, torch.arange(points.shape[0])]
-    return d * scene.scale, idx, local
+    return union(sdfs, locals_, scene.scale)
 
 
-def _albedo(scene: SyntheticScene, idx: Tensor, local: Tensor) -> Tensor:
+def _albedo(scene: "Scene", idx: Tensor, local: Tensor) -> Tensor:
+    if isinstance(scene, ProceduralScene):
+        return scene.albedo(idx, local)
     out = torch.zeros(idx.shape[0], 3)
     for i, part in enumerate(scene.parts):
         m = idx == i
@@ -164,7 +202,7 @@ def _albedo(scene: SyntheticScene, idx: Tensor, local: Tensor) -> Tensor:
 
 
 def render_sdf(
-    scene: SyntheticScene, phase: float, viewmat: Tensor, focal: float, size: int, *, steps: int = 96
+    scene: "Scene", phase: float, viewmat: Tensor, focal: float, size: int, *, steps: int = 96
 ) -> tuple[Float[Tensor, "4 s s"], Float[Tensor, "s s"]]:
     """Sphere-trace one view (OpenCV camera, square image): ``(rgba, depth)`` (depth 0 where empty)."""
     rot, t = viewmat[:3, :3], viewmat[:3, 3]
@@ -198,7 +236,7 @@ def render_sdf(
     return rgba, depth.reshape(size, size)
 
 
-def normalise_scene(scene: SyntheticScene, num_frames: int, grid: int = 48) -> SyntheticScene:
+def normalise_scene(scene: "Scene", num_frames: int, grid: int = 48) -> "Scene":
     """Fit the union of the object's extents over all frames into [-0.45, 0.45]^3 (once per sequence)."""
     axis = torch.linspace(-1.5, 1.5, grid)
     pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
@@ -211,15 +249,24 @@ def normalise_scene(scene: SyntheticScene, num_frames: int, grid: int = 48) -> S
         raise ValueError("the procedural object is empty")
     centre = (lo + hi) / 2
     scale = 0.9 / float((hi - lo).max() + 3.0 / grid)
+    if isinstance(scene, ProceduralScene):
+        return scene.normalised(scale, tuple(centre.tolist()))
     return SyntheticScene(**{**asdict(scene), "parts": scene.parts, "scale": scale, "center": tuple(centre.tolist())})
 
 
-def occupancy(scene: SyntheticScene, phase: float, resolution: int) -> Tensor:
+def occupancy(scene: "Scene", phase: float, resolution: int) -> Tensor:
     """Surface voxels ``[n, 3]`` (x, y, z) of a ``resolution^3`` grid over [-0.5, 0.5]^3."""
     idx = torch.stack(torch.meshgrid(*[torch.arange(resolution)] * 3, indexing="ij"), -1).reshape(-1, 3)
     centres = (idx.float() + 0.5) / resolution - 0.5
     d = scene_sdf(scene, centres, phase)[0]
     return idx[d.abs() <= 0.5 * math.sqrt(3) / resolution].int()
+
+
+def front_viewmat() -> Float[Tensor, "4 4"]:
+    """World -> camera matrix of the front video's fixed camera (same focal and size as the orbit views)."""
+    from ss4d.render.camera import look_at
+
+    return look_at(torch.tensor(FRONT_EYE), torch.zeros(3))
 
 
 def rgb_features(image: Float[Tensor, "4 s s"]) -> Float[Tensor, "c s s"]:
@@ -272,17 +319,28 @@ def make_clip(
     fov: float = 40.0,
     features: Callable[[Tensor], Tensor] = rgb_features,
     aggregate: str = "visible",
+    world: str = "v1",
 ) -> SyntheticClip:
     """Generate one clip (see the module docstring). ``aggregate``: "visible" (depth-tested views, voxels
-    seen by none fall back to all views) or "all" (mean over every view)."""
-    from ss4d.render.camera import fov_to_focal, look_at, orbit_view
+    seen by none fall back to all views) or "all" (mean over every view). ``world``: ``"v1"`` (this module's
+    objects: ss4d-tiny's training and evaluation data) or the broader world of :mod:`ss4d.data.world`,
+    ``"families"`` (training families) / ``"families-heldout"`` (held-out families)."""
+    from ss4d.render.camera import fov_to_focal, orbit_view
 
     if aggregate not in ("visible", "all"):
         raise ValueError(f"`aggregate` must be 'visible' or 'all', got {aggregate!r}")
-    scene = normalise_scene(random_scene(seed), num_frames)
+    if world not in ("v1", "families", "families-heldout"):
+        raise ValueError(f"`world` must be 'v1', 'families' or 'families-heldout', got {world!r}")
+    if world == "v1":
+        scene = random_scene(seed)
+    else:
+        from ss4d.data.world import world_scene
+
+        scene = world_scene(seed, split="train" if world == "families" else "heldout")
+    scene = normalise_scene(scene, num_frames)
     focal = fov_to_focal(fov, image_size)
     g = torch.Generator().manual_seed(seed + 1)
-    front = look_at(torch.tensor([2.0, 0.0, 0.4]), torch.zeros(3))
+    front = front_viewmat()
     video, views, mats, all_coords, all_feats, all_vis = [], [], [], [], [], []
     for t in range(num_frames):
         phase = t / num_frames
@@ -313,10 +371,29 @@ def make_clip(
     meta = {"seed": seed, "num_frames": num_frames, "resolution": resolution, "image_size": image_size,
             "num_views": num_views, "fov": fov, "aggregate": aggregate, "motions": scene.motions,
             "parts": [p.kind for p in scene.parts], "format": "ss4d-synthetic-v1"}  # fmt: skip
+    if world != "v1":
+        meta.update(world=world, family=scene.family)
     return SyntheticClip(
         to_u8(torch.stack(video)), to_u8(torch.stack(views)), torch.stack(mats), focal, torch.cat(all_coords),
         torch.cat(all_feats).half(), torch.cat(all_vis).short(), meta,
     )  # fmt: skip
+
+
+def occupancy_grid(clip: SyntheticClip, frames: int | None = None) -> Tensor:
+    """Dense occupancy ``[T, 1, R, R, R]`` of a clip's first ``frames`` frames."""
+    R, T = int(clip.meta["resolution"]), frames or int(clip.meta["num_frames"])
+    c = clip.coords[clip.coords[:, 0] < T].long()
+    grid = torch.zeros(T, 1, R, R, R)
+    grid[c[:, 0], 0, c[:, 1], c[:, 2], c[:, 3]] = 1.0
+    return grid
+
+
+def voxel_batch(clip: SyntheticClip, frames: int) -> SparseTensor:
+    """A clip's voxel features on its first ``frames`` frames, layout ``(1, frames)``."""
+    keep = clip.coords[:, 0] < frames
+    R = int(clip.meta["resolution"])
+    return SparseTensor(clip.features[keep].float(), clip.coords[keep], SpacetimeLayout(1, frames),
+                        spatial_shape=(R, R, R))  # fmt: skip
 
 
 def aggregate_features(centres, mats, feat_maps, depths, focal, size, tol, mode):

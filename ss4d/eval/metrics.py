@@ -1,11 +1,14 @@
-"""Metrics for 4D evaluation: PSNR, SSIM, flicker on images; voxel IoU on the generated structure."""
+"""Metrics for 4D evaluation: PSNR, SSIM, flicker and temporal error on images; voxel IoU on the structure.
+
+:func:`ssim` is ss4d's differentiable SSIM (the SLat VAE's training loss); the SSIM that evaluations report is
+:func:`reported_ssim`, torchmetrics' implementation (``pip install torchmetrics``)."""
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["bbox_crop", "flicker", "psnr", "ssim", "voxel_iou"]
+__all__ = ["bbox_crop", "flicker", "psnr", "reported_ssim", "ssim", "temporal_error", "voxel_iou"]
 
 
 def psnr(pred: Float[Tensor, "*b c h w"], target: Float[Tensor, "*b c h w"]) -> Tensor:
@@ -29,6 +32,29 @@ def ssim(a: Float[Tensor, "n c h w"], b: Float[Tensor, "n c h w"], window: int =
     var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
     c1, c2 = 0.01**2, 0.03**2
     return (((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))).mean()
+
+
+def reported_ssim(pred: Float[Tensor, "n c h w"], target: Float[Tensor, "n c h w"]) -> Tensor:
+    """Mean SSIM of images in [0, 1] by torchmetrics (Gaussian window 11 / 1.5, data range 1); crops smaller
+    than the window use the largest odd window that fits (sigma scaled alike)."""
+    from ss4d.ops._optional import require
+
+    tm = require("torchmetrics.functional.image", hint="pip install torchmetrics (or ss4d[eval])")
+    k = min(11, min(pred.shape[-2:]) - (1 - min(pred.shape[-2:]) % 2))
+    if k < 3:
+        raise ValueError(f"images of {tuple(pred.shape[-2:])} pixels are too small for SSIM")
+    return tm.structural_similarity_index_measure(pred, target, data_range=1.0, kernel_size=k, sigma=1.5 * k / 11)
+
+
+def temporal_error(pred: Float[Tensor, "t c h w"], truth: Float[Tensor, "t c h w"]) -> Tensor:
+    """Mean ``|(pred[t+1] - pred[t]) - (truth[t+1] - truth[t])|`` over consecutive frames seen from one fixed
+    camera: 0 when the prediction changes exactly as the truth does (a still prediction of a moving object
+    scores the truth's own :func:`flicker`)."""
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and truth {tuple(truth.shape)} differ in shape")
+    if pred.shape[0] < 2:
+        return pred.new_zeros(())
+    return ((pred[1:] - pred[:-1]) - (truth[1:] - truth[:-1])).abs().mean()
 
 
 def flicker(frames: Float[Tensor, "t c h w"]) -> Tensor:

@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ss4d.data.synthetic import SyntheticClip
+from ss4d.data.synthetic import SyntheticClip, occupancy_grid, voxel_batch
 from ss4d.ops.sparse import SpacetimeLayout, SparseTensor
 
-__all__ = ["ClipDataset", "SLatVAEBatch", "occupancy_grid"]
+__all__ = ["ClipDataset", "SLatVAEBatch", "occupancy_grid", "voxel_batch"]  # the last two: ss4d.data.synthetic
 
 
 class ClipDataset:
@@ -33,15 +33,6 @@ class ClipDataset:
 
     def pick(self, generator: torch.Generator, count: int) -> list[SyntheticClip]:
         return [self.clips[i] for i in self.pick_indices(generator, count)]
-
-
-def occupancy_grid(clip: SyntheticClip, frames: int | None = None) -> Tensor:
-    """Dense occupancy ``[T, 1, R, R, R]`` of a clip's first ``frames`` frames."""
-    R, T = int(clip.meta["resolution"]), frames or int(clip.meta["num_frames"])
-    c = clip.coords[clip.coords[:, 0] < T].long()
-    grid = torch.zeros(T, 1, R, R, R)
-    grid[c[:, 0], 0, c[:, 1], c[:, 2], c[:, 3]] = 1.0
-    return grid
 
 
 def structure_batch(data: ClipDataset, generator: torch.Generator, batch_size: int, frames: int) -> Tensor:
@@ -80,14 +71,6 @@ def slat_vae_batch(data: ClipDataset, generator: torch.Generator, frames: int) -
     pick = torch.randint(V, (frames,), generator=generator)
     views = clip.views[torch.arange(frames), pick].float() / 255
     return SLatVAEBatch(voxels, views, clip.viewmats[torch.arange(frames), pick], clip.focal)
-
-
-def voxel_batch(clip: SyntheticClip, frames: int) -> SparseTensor:
-    """A clip's voxel features on its first ``frames`` frames, layout ``(1, frames)``."""
-    keep = clip.coords[:, 0] < frames
-    R = int(clip.meta["resolution"])
-    return SparseTensor(clip.features[keep].float(), clip.coords[keep], SpacetimeLayout(1, frames),
-                        spatial_shape=(R, R, R))  # fmt: skip
 
 
 def random_black_masks(frames: Tensor, generator: torch.Generator, p: float = 0.5, max_frac: float = 0.4) -> Tensor:

@@ -4,7 +4,7 @@
 * SLat VAE (encoder + Gaussian decoder): render loss through ss4d's rasteriser, L1 + 0.2 (1 - SSIM) against
   one ground-truth view per frame on a random black or white background, + 1e-6 KL (TRELLIS weights);
 * flows: conditional flow matching with logit-normal t and condition dropout (CFG), on latents from the
-  frozen VAE encoders (see :func:`flow_loss`).
+  frozen VAE encoders (computed once per clip by the caller).
 """
 
 import torch
@@ -70,18 +70,20 @@ def structure_flow_loss(flow, cond_encoder, latents: Tensor, frames: Tensor, gen
     return cfm_loss(lambda x, t: flow(x, t, cond), latents, generator, batch_size=B, scheduler=scheduler)
 
 
-def slat_flow_loss(flow, cond_encoder, slat_encoder, voxels, frames: Tensor, generator, *, mean: Tensor,
-                   std: Tensor, p_uncond: float = 0.1, scheduler: FlowMatchScheduler | None = None):  # fmt: skip
-    """CFM on normalised structured latents (frozen SLat encoder means) of one clip (layout ``(1, T)``), on the
-    path of ``scheduler`` (default: the pipeline's Euler settings)."""
+def slat_flow_loss(flow, cond_encoder, latents, frames: Tensor, generator, *, mean: Tensor, std: Tensor,
+                   p_uncond: float = 0.1, scheduler: FlowMatchScheduler | None = None):  # fmt: skip
+    """CFM on normalised structured latents of one clip (layout ``(1, T)``), on the path of ``scheduler``
+    (default: the pipeline's Euler settings). ``latents`` = the frozen SLat encoder's means on the clip's voxels
+    (a :class:`~ss4d.ops.sparse.SparseTensor`; deterministic per clip, so callers compute them once instead of
+    running the encoder every step)."""
+    x0 = (latents.feats - mean) / std
     with torch.no_grad():
-        x0 = (slat_encoder(voxels)[1].feats - mean) / std
         cond = cond_encoder(frames[0]).unsqueeze(0)
     cond = _drop_condition(cond, generator, p_uncond)
     s = scheduler or FlowMatchEulerScheduler()
     t = logit_normal_timesteps(1, generator=generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
     x_t = s.add_noise(x0, eps, t.expand(x0.shape[0]))
-    pred = flow(voxels.replace(x_t), t, cond).feats
+    pred = flow(latents.replace(x_t), t, cond).feats
     loss = (pred - s.velocity_target(x0, eps)).square().mean()
     return loss, {"t": float(t)}

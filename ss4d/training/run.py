@@ -326,14 +326,19 @@ def train_slat_flow(
     slat_flow = _component(spec, "model", SLatFlow4D).to(run.device)
     schedule = spec.get("frame_schedule", [[0, 4]])
 
+    @functools.cache
+    def clip_slat(i: int, frames: int) -> SparseTensor:  # the frozen SLat encoder's means, once per clip/length
+        with torch.no_grad():
+            return slat_vae["encoder"](voxel_batch(data.clips[i], frames).to(run.device))[1]
+
     def slat_batch(g: torch.Generator, step: int):
         frames = frames_at(schedule, step)
         i = data.pick_indices(g, 1)[0]
         cond = random_black_masks(clips.frames(i, frames)[None], g, p=spec.get("mask_prob", 0.5))
-        return _to((voxel_batch(data.clips[i], frames), cond), run.device)
+        return _to((clip_slat(i, frames), cond), run.device)
 
     def flow_loss(m, b, g):
-        return slat_flow_loss(m, cond_encoder, slat_vae["encoder"], b[0], b[1], g, mean=mean, std=std)
+        return slat_flow_loss(m, cond_encoder, b[0], b[1], g, mean=mean, std=std)
 
     _finish(_trainer(slat_flow, slat_batch, flow_loss, spec, run.out / "slat_flow", run.seed), run.progress)
     _save_final(run.out / "slat_flow", {"model": slat_flow})

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from ss4d.cli import main
-from ss4d.data.rendered import load_rendered_clip, surface_voxels, visual_hull
+from ss4d.data.rendered import crossing_voxels, load_rendered_clip, surface_voxels, visual_hull
 from ss4d.data.synthetic import Part, SyntheticScene, normalise_scene, occupancy, render_sdf
 from ss4d.render.camera import fov_to_focal, orbit_view
 from ss4d.training.data import ClipDataset
@@ -63,12 +63,13 @@ def test_cameras_images_and_visual_hull_of_a_sphere(sphere_folder):
         got = {tuple(c) for c in clip.coords[clip.coords[:, 0] == t, 1:].tolist()}
         truth = {tuple(c) for c in occupancy(scene, t / 2, 16).tolist()}
         iou = len(got & truth) / len(got | truth)
-        assert iou > 0.5, (t, iou)
+        assert iou > 0.7, (t, iou)  # the import's occupancy band matches `data synth`'s (0.57 before it did)
         # the object stays where the cameras saw it (no re-centring per frame)
         centre = clip.coords[clip.coords[:, 0] == t, 1:].float().mean(0)
         assert (centre - occupancy(scene, t / 2, 16).float().mean(0)).abs().max() < 0.75
-    # visibility-aware features: most surface voxels are seen by some view; a plain sphere's colour comes back
-    assert (clip.visible_views > 0).float().mean() > 0.9
+    # visibility-aware features: most band voxels are seen by some view (the band's inner layer sits a voxel
+    # under the outer one; held-out `data synth` clips: 78-86 %); a plain sphere's colour comes back
+    assert (clip.visible_views > 0).float().mean() > 0.75
     rgb = clip.features[:, :3].float()
     assert (rgb[:, 0] > rgb[:, 1]).float().mean() > 0.9  # red-dominant, as the sphere's albedo
 
@@ -78,6 +79,14 @@ def test_visual_hull_and_surface_helpers():
     solid[1:5, 1:5, 1:5] = True
     surf = surface_voxels(solid)
     assert surf.shape[0] == 4**3 - 2**3  # a 4^3 cube minus its 2^3 interior
+    band = crossing_voxels(solid)  # its surface voxels + the outside voxels facing one of its 6 faces
+    assert band.shape[0] == (4**3 - 2**3) + 6 * 4**2
+    slow = {(x, y, z) for x in range(6) for y in range(6) for z in range(6)
+            if any(0 <= x + dx < 6 and 0 <= y + dy < 6 and 0 <= z + dz < 6
+                   and solid[x + dx, y + dy, z + dz] != solid[x, y, z]
+                   for dx, dy, dz in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
+                   )}  # fmt: skip
+    assert {tuple(v) for v in band.tolist()} == slow
     # one view of an all-opaque image carves nothing that projects into it
     mats = orbit_view(2.0, 0.0, 0.0)[None]
     hull = visual_hull(torch.ones(1, 32, 32), mats, fov_to_focal(FOV, 32), 8)

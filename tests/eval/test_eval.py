@@ -6,6 +6,7 @@ import torch
 from ss4d.cli import main
 from ss4d.data.synthetic import make_clip
 from ss4d.eval import bbox_crop, flicker, psnr, ssim, voxel_iou
+from ss4d.models import SLatEncoder4D, SLatEncoder4DConfig
 
 from ..pipelines.tiny import tiny_pipeline
 
@@ -38,10 +39,33 @@ def test_eval_cli_on_synthetic_clips(tmp_path, weight_files):
     result = json.loads((tmp_path / "m.json").read_text())
     assert result["clips"] == 2 and 0 < result["psnr"] < 100 and -1 <= result["ssim"] <= 1 and result["flicker"] >= 0
     assert result["lpips"] > 0 and all("lpips" in row for row in result["per_clip"])
-    assert 0 <= result["iou"] <= 1 and 0 <= result["iou_reversed"] <= 1
+    assert 0 <= result["iou"] <= 1 and 0 <= result["iou_reversed"] <= 1 and result["temporal_error"] >= 0
+    base = result["baselines"]
+    assert set(base) == {"empty", "grey_gt_occupancy", "coloured_gt_occupancy", "gt_time_reversed", "gt_static"}
+    assert base["empty"]["flicker"] == 0 and base["gt_time_reversed"]["iou_reversed"] == 1
+    assert all(len(b["per_clip"]) == 2 and "lpips" in b for k, b in base.items() if k.endswith("occupancy"))
+    assert result["ceilings"] == {} and "--slat-encoder" in result["slat_vae_oracle_missing"]
     code = main(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data"), "--steps", "1",
                  "--limit", "1", "--out", str(tmp_path / "n.json"),
                  "--lpips-vgg", str(tmp_path / "no.pth")])  # fmt: skip
     result = json.loads((tmp_path / "n.json").read_text())
     assert code == 0 and "lpips" not in result and "VGG16" in result["lpips_missing"]
     assert main(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "nothing")]) == 2
+
+
+def test_eval_ceilings_with_a_slat_encoder(tmp_path):
+    """``--slat-encoder`` adds the SLat VAE oracle (GT voxels -> encoder -> the pipeline's decoder) and
+    ``--stages`` the model's SLat stage on the true occupancy; both render on the same views as the model."""
+    make_clip(0, num_frames=2, resolution=8, image_size=24, num_views=2).save(tmp_path / "data" / "clip_000000")
+    pipe = tiny_pipeline()
+    pipe.save_pretrained(tmp_path / "model")
+    d = pipe.slat_decoder.config
+    SLatEncoder4D(SLatEncoder4DConfig(in_channels=6, resolution=d.resolution, model_channels=d.model_channels,
+                                      latent_channels=d.latent_channels, num_blocks=1, num_heads=d.num_heads,
+                                      window=4, window_xyz=4)).save_pretrained(tmp_path / "enc")  # fmt: skip
+    code = main(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data"), "--steps", "1",
+                 "--out", str(tmp_path / "m.json"), "--slat-encoder", str(tmp_path / "enc"), "--stages"])  # fmt: skip
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert code == 0 and set(result["ceilings"]) == {"slat_vae_oracle", "model_on_gt_structure"}
+    for row in result["ceilings"].values():
+        assert 0 < row["psnr"] < 100 and "iou" not in row and row["temporal_error"] >= 0
