@@ -88,7 +88,7 @@ def previous_output(model, tmp_path_factory) -> tuple[Path, Path]:
     """A clip and a complete output of it, made in-process (the interrupted run replaces a copy of it)."""
     d = tmp_path_factory.mktemp("previous")
     clip = gif(d / "clip.gif", T=6)
-    SS4DPipeline.from_pretrained(model)(clip, num_steps=2, progress=False).save(d / "out")
+    SS4DPipeline.from_pretrained(model)(clip, num_inference_steps=2, progress=False).save(d / "out")
     return clip, d / "out"
 
 

@@ -68,7 +68,7 @@ def test_nan_stage_output_names_the_stage_and_writes_nothing(tmp_path):
     with torch.no_grad():
         next(pipe.slat_decoder.parameters()).fill_(float("nan"))
     with pytest.raises(NonFiniteError, match="decode stage"):
-        pipe(moving_disc_clip(2), num_steps=1, progress=False).save(tmp_path / "o")
+        pipe(moving_disc_clip(2), num_inference_steps=1, progress=False).save(tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
 
@@ -84,4 +84,4 @@ def test_a_clip_longer_than_the_trained_frames_gets_a_notice():
     pipe = tiny_pipeline()
     pipe.trained_frames = 2
     with pytest.warns(UserWarning, match="trained on up to 2"):
-        pipe(moving_disc_clip(3), num_steps=1, progress=False)
+        pipe(moving_disc_clip(3), num_inference_steps=1, progress=False)

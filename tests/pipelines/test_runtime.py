@@ -50,7 +50,7 @@ def test_cpu_offload_keeps_only_the_active_stage_on_the_accelerator(saved):
 
     for component in NETWORKS:
         getattr(pipe, component).register_forward_pre_hook(check(component))
-    pipe(moving_disc_clip(2), num_steps=1, progress=False)
+    pipe(moving_disc_clip(2), num_inference_steps=1, progress=False)
     assert set(calls) == set(NETWORKS)
     stages = [s for s, _, _ in pipe.runtime.placements[:: len(NETWORKS)]]
     assert stages == ["condition", "structure", "slat", "decode"]
@@ -68,7 +68,7 @@ def test_cpu_offload_on_cuda(saved):
             seen.setdefault(c, {n: getattr(pipe, n).device.type for n in NETWORKS})
 
         module.register_forward_pre_hook(record)
-    out = pipe(moving_disc_clip(2), num_steps=1, progress=False)
+    out = pipe(moving_disc_clip(2), num_inference_steps=1, progress=False)
     for stage, active in STAGE_COMPONENTS.items():
         for component in active:
             assert {n for n, d in seen[component].items() if d == "cuda"} == set(active), stage
@@ -83,7 +83,7 @@ def test_backends_at_load_scope_every_stage(saved):
             (attention_backends.resolve("auto", "cpu").name, sparse_conv_backends.resolve("auto", "cpu").name)
         )  # fmt: skip
     )
-    pipe(moving_disc_clip(2), num_steps=1, progress=False)
+    pipe(moving_disc_clip(2), num_inference_steps=1, progress=False)
     assert set(seen) == {("naive", "torch")}
     assert attention_backends.resolve("auto", "cpu").name != "naive"  # only inside the stages
     with pytest.raises(UnknownBackendError, match="nonesuch"):
@@ -91,7 +91,7 @@ def test_backends_at_load_scope_every_stage(saved):
 
 
 def test_peak_memory_is_reported_per_stage(saved, tmp_path):
-    out = SS4DPipeline.from_pretrained(saved)(moving_disc_clip(2), num_steps=1, progress=False)
+    out = SS4DPipeline.from_pretrained(saved)(moving_disc_clip(2), num_inference_steps=1, progress=False)
     assert set(out.peak_memory) == {"condition", "structure", "slat", "decode"}
     assert all(v is None for v in out.peak_memory.values())  # CPU: no allocator counter to read
     import json

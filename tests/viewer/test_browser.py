@@ -59,7 +59,7 @@ def result(tmp_path_factory):
     clip_path = Path(__file__).parents[2] / "examples" / "clips" / "synth_100012.gif"
     folder = tmp_path_factory.mktemp("synth_100012", numbered=False)
     clip = load_clip(clip_path, max_frames=4)
-    out = SS4DPipeline.from_pretrained(shipped_tiny_path())(clip, num_steps=2, progress=False)
+    out = SS4DPipeline.from_pretrained(shipped_tiny_path())(clip, num_inference_steps=2, progress=False)
     out.save(folder, preview=False)
     save_structure(folder / "structure.npz", out.coords, out.resolution, out.images, clip.fps)
     viewer_from_folder(folder)
