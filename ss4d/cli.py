@@ -13,6 +13,7 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -50,13 +51,15 @@ def _generate(args: argparse.Namespace) -> int:
         slat_guidance_scale=args.slat_cfg,
         progress=not args.quiet,
     )
-    written = result.save(out, preview=not args.no_preview, overwrite=args.overwrite)
+    written = result.save(out, preview=not args.no_preview, overwrite=args.overwrite,
+                          extras=_generate_extras(args, result, clip.fps or 8.0))  # fmt: skip
     if not args.quiet:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
         print(f"{result.num_frames} frames -> {out} ({len(written['ply'])} PLYs"
               f"{', ' + Path(written['preview']).name if 'preview' in written else ''}); {stages}; "
               f"total {time.perf_counter() - start:.1f}s")  # fmt: skip
-    _generate_extras(args, result, out, clip.fps or 8.0)
+    if "extras" in written and not args.quiet:
+        print(_extras_summary(written["extras"], out))
     return 0
 
 
@@ -77,22 +80,30 @@ def _swap_schedulers(pipe, name: str) -> None:
         setattr(pipe, f"{stage}_scheduler", SCHEDULERS[name].from_config(current.config))
 
 
-def _generate_extras(args: argparse.Namespace, result, out: Path, fps: float) -> None:
-    """`generate --viewer / --mesh / --splats`: structure.npz, viewer.html, meshes, compressed splats."""
+def _generate_extras(args: argparse.Namespace, result, fps: float) -> Callable[[Path], list[Path]] | None:
+    """`generate --viewer / --mesh / --splats`: a writer of structure.npz, viewer.html, meshes and compressed
+    splats into the output's transaction (:meth:`SS4DOutput.save` ``extras``), or None when none is asked for."""
     from ss4d.export import export_folder, save_structure
 
     if not (args.viewer or args.mesh or args.splats):
-        return
-    save_structure(out / "structure.npz", result.coords, result.resolution, result.images, fps)
-    written = export_folder(out, viewer=args.viewer, mesh=args.mesh, splat_formats=args.splats,
-                            mesh_level=args.mesh_level, fps=fps)  # fmt: skip
-    if not args.quiet:
-        groups: dict[str, int] = {}  # "mesh/frame_*.glb" -> 16
-        for path in written:
-            name = f"frame_*{''.join(path.suffixes)}" if path.name.startswith("frame_") else path.name
-            key = name if path.parent == out else f"{path.parent.name}/{name}"
-            groups[key] = groups.get(key, 0) + 1
-        print("also wrote " + ", ".join(f"{k} ({n})" if n > 1 else k for k, n in groups.items()))
+        return None
+
+    def write(folder: Path) -> list[Path]:
+        save_structure(folder / "structure.npz", result.coords, result.resolution, result.images, fps)
+        return [folder / "structure.npz", *export_folder(folder, viewer=args.viewer, mesh=args.mesh,
+                                                         splat_formats=args.splats, mesh_level=args.mesh_level,
+                                                         fps=fps)]  # fmt: skip
+
+    return write
+
+
+def _extras_summary(paths: list[str], out: Path) -> str:
+    groups: dict[str, int] = {}  # "mesh/frame_*.glb" -> 16
+    for path in map(Path, paths):
+        name = f"frame_*{''.join(path.suffixes)}" if path.name.startswith("frame_") else path.name
+        key = name if path.parent == out else f"{path.parent.name}/{name}"
+        groups[key] = groups.get(key, 0) + 1
+    return "also wrote " + ", ".join(f"{k} ({n})" if n > 1 else k for k, n in groups.items())
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """`SS4DOutput`: what a pipeline call returns, and how it is written to disk."""
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,18 +35,24 @@ class SS4DOutput:
         return len(self.gaussians)
 
     def save(self, folder: str | Path, *, preview: bool = True, preview_size: int = 192, fps: float = 8.0,
-             overwrite: bool = False) -> dict:  # fmt: skip
+             overwrite: bool = False, extras: Callable[[Path], Sequence[Path]] | None = None) -> dict:  # fmt: skip
         """Write ``frame_0000.ply`` ... (3DGS PLY, y-up), ``gaussians.npz``, ``summary.json`` and, with
         ``preview``, ``preview.mp4`` (or ``.gif`` without PyAV): input | novel view | structure.
 
         Everything goes inside ``folder``, written whole or not at all (:func:`ss4d.utils.atomic_folder`);
-        an existing non-empty ``folder`` is replaced only with ``overwrite=True``. Returns the written paths.
+        an existing non-empty ``folder`` is replaced only with ``overwrite=True``. ``extras(tmp)`` writes more
+        files into the same transaction (e.g. :func:`ss4d.export.export_folder`: viewer, meshes, splats) after
+        the files above and returns their paths. Returns the written paths.
         """
         folder = Path(folder)
         with atomic_folder(folder, overwrite=overwrite) as tmp:
             written = self._write(tmp, preview=preview, preview_size=preview_size, fps=fps)
-        return {k: ([str(folder / Path(p).name) for p in v] if isinstance(v, list) else str(folder / Path(v).name))
-                for k, v in written.items()}  # fmt: skip
+            more = [Path(p).relative_to(tmp) for p in extras(tmp)] if extras is not None else []
+        out = {k: ([str(folder / Path(p).name) for p in v] if isinstance(v, list) else str(folder / Path(v).name))
+               for k, v in written.items()}  # fmt: skip
+        if more:
+            out["extras"] = [str(folder / p) for p in more]
+        return out
 
     def _write(self, folder: Path, *, preview: bool, preview_size: int, fps: float) -> dict:
         written: dict = {"ply": [p.name for p in save_ply_sequence(self.gaussians, folder)]}

@@ -22,6 +22,16 @@ def test_generate_with_viewer_mesh_and_splats(model_dir, tmp_path):  # noqa: F81
     assert len(list((out / "mesh").glob("frame_*.glb"))) == 4 and (out / "mesh" / "animated.glb").is_file()
 
 
+def test_generate_extras_are_part_of_the_output_transaction(model_dir, tmp_path, capsys):  # noqa: F811
+    pytest.importorskip("trimesh")
+    clip = _gif(tmp_path / "disc.gif", T=2)
+    out = tmp_path / "out"
+    args = ["generate", str(clip), "-o", str(out), "--model", str(model_dir), "--steps", "1", "-q", "--no-preview"]
+    assert main([*args, "--viewer", "--mesh", "--mesh-level", "1e9"]) == 2  # meshing, the last step, fails
+    assert "no surface at level" in capsys.readouterr().err
+    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())  # nothing left
+
+
 def test_view_export_mesh_and_splats_on_a_folder(tmp_path, capsys):
     pytest.importorskip("trimesh")
     save_npz([ball_of_gaussians(radius=r) for r in (0.15, 0.2)], tmp_path / "gaussians.npz")
