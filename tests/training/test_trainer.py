@@ -120,6 +120,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     dist.all_gather(gathered, flat)
     if rank == 0:
         save_file({"params": torch.stack(gathered)}, os.path.join(out, "params.safetensors"))
+    dist.barrier()  # both ranks tear gloo down together (a rank leaving early can abort its peer's gloo threads)
     dist.destroy_process_group()
 
 
