@@ -195,3 +195,13 @@ def test_shipped_slat_encoder_feeds_ss4d_tinys_decoder(shipped, heldout):
     oracle = score(Prediction(slat_vae_oracle(encoder, shipped.slat_decoder, clip)), clip)
     empty = score(Prediction([None] * 4), clip)
     assert oracle["psnr"] > empty["psnr"] + 6 and oracle["ssim"] > empty["ssim"] + 0.2, (oracle, empty)
+
+
+@pytest.mark.parametrize("name", ["ss4d-tiny", "ss4d-tiny-no-temporal"])
+def test_shipped_pipelines_know_their_training_length_and_say_when_a_clip_is_longer(name):
+    from ss4d.pipelines.provenance import frame_notice
+
+    pipe = SS4DPipeline.from_pretrained(shipped_tiny_path().parent / name)
+    assert pipe.trained_frames == 16  # both were trained on clips of up to 16 frames (configs/ss4d-tiny*.json)
+    with pytest.warns(UserWarning, match="trained on up to 16"):
+        frame_notice(17, pipe.trained_frames)
