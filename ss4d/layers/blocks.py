@@ -195,6 +195,17 @@ class ModulatedTransformerCrossBlock(_ModulatedCrossBlock):
     def _forward(
         self, x: Float[Tensor, "b t m c"], emb: Float[Tensor, "b t e"], cond: Float[Tensor, "b t l cc"]
     ) -> Float[Tensor, "b t m c"]:
+        x, mlp_mod = self._self_attention_step(x, emb, cond)
+        if self.temporal == "insert":
+            x = x + self.temporal_attn(x)
+        x = x + self.cross_attn(self.norm2(x).flatten(0, 1), cond.flatten(0, 1)).view(x.shape)
+        return self._mlp_step(x, mlp_mod)
+
+    def _self_attention_step(
+        self, x: Float[Tensor, "b t m c"], emb: Float[Tensor, "b t e"], cond: Float[Tensor, "b t l cc"]
+    ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+        """Check the leading axes, ``x += gate_msa * SelfAttn(LN1(x)(1 + scale_msa) + shift_msa)``; returns
+        ``x`` and the MLP's ``(shift, scale, gate)`` (for :meth:`_mlp_step`)."""
         B, T, M, C = x.shape
         if cond.shape[:2] != (B, T) or emb.shape[:2] != (B, T):
             raise ValueError(
@@ -205,13 +216,13 @@ class ModulatedTransformerCrossBlock(_ModulatedCrossBlock):
         h = self.norm1(x) * (1 + scale_msa) + shift_msa
         # expand: attention across frames; insert / none: per frame (the 3D self-attention)
         h = self.self_attn(h) if self.temporal == "expand" else self.self_attn(h.flatten(0, 1)).view(B, T, M, C)
-        x = x + gate_msa * h
-        if self.temporal == "insert":
-            x = x + self.temporal_attn(x)
-        h = self.cross_attn(self.norm2(x).flatten(0, 1), cond.flatten(0, 1)).view(B, T, M, C)
-        x = x + h
-        h = self.norm3(x) * (1 + scale_mlp) + shift_mlp
-        return x + gate_mlp * self.mlp(h)
+        return x + gate_msa * h, (shift_mlp, scale_mlp, gate_mlp)
+
+    def _mlp_step(
+        self, x: Float[Tensor, "b t m c"], mlp_mod: tuple[Tensor, Tensor, Tensor]
+    ) -> Float[Tensor, "b t m c"]:
+        shift_mlp, scale_mlp, gate_mlp = mlp_mod
+        return x + gate_mlp * self.mlp(self.norm3(x) * (1 + scale_mlp) + shift_mlp)
 
 
 class ModulatedSparseTransformerCrossBlock(_ModulatedCrossBlock):

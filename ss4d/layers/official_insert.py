@@ -75,19 +75,8 @@ class OfficialInsertTemporalCrossBlock(ModulatedTransformerCrossBlock):
     def _forward(
         self, x: Float[Tensor, "b t m c"], emb: Float[Tensor, "b t e"], cond: Float[Tensor, "b t l cc"]
     ) -> Float[Tensor, "b t m c"]:
-        B, T, M, C = x.shape
-        if cond.shape[:2] != (B, T) or emb.shape[:2] != (B, T):
-            raise ValueError(
-                f"`emb` and `cond` must lead with (B, T) = {(B, T)}, got {tuple(emb.shape)}, {tuple(cond.shape)}"
-            )
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
-            self.adaLN_modulation(emb).unsqueeze(2).chunk(6, dim=-1)
-        )
-        h = self.norm1(x) * (1 + scale_msa) + shift_msa
-        h = self.self_attn(h) if self.temporal == "expand" else self.self_attn(h.flatten(0, 1)).view(B, T, M, C)
-        x = x + gate_msa * h
+        x, mlp_mod = self._self_attention_step(x, emb, cond)
         shift_t, scale_t, gate_t = self.adaLN_modulation_temporal(emb).unsqueeze(2).chunk(3, dim=-1)
         x = x + gate_t * self.temp_attn(self.norm2(x) * (1 + scale_t) + shift_t)
-        x = x + self.cross_attn(self.norm4(x).flatten(0, 1), cond.flatten(0, 1)).view(B, T, M, C)
-        h = self.norm3(x) * (1 + scale_mlp) + shift_mlp
-        return x + gate_mlp * self.mlp(h)
+        x = x + self.cross_attn(self.norm4(x).flatten(0, 1), cond.flatten(0, 1)).view(x.shape)
+        return self._mlp_step(x, mlp_mod)
