@@ -16,6 +16,7 @@ resampling) are passed in as classes or modules, never chosen by strings (see
 """
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -105,7 +106,24 @@ class _Checkpointed(nn.Module):
         return self._forward(*args)
 
 
-class _ModulatedCrossBlock(_Checkpointed):
+class _TransformerBlock(_Checkpointed):
+    """The set-up every transformer block shares: ``temporal`` checked against the class's
+    ``temporal_modes``, and the pre-norms ``norm1``, ``norm2``, ... built by the injected ``norm_layer``
+    (eps 1e-6 as TRELLIS; ``norm_affine[i]`` says whether norm ``i + 1`` has a learned affine)."""
+
+    temporal_modes: Any = TemporalMode
+
+    def __init__(
+        self, channels: int, temporal: str, norm_affine: tuple[bool, ...], norm_layer: BlockFactory, *, device, dtype
+    ) -> None:
+        super().__init__()
+        self.temporal = check_choice(temporal, self.temporal_modes, "temporal")
+        for i, affine in enumerate(norm_affine, start=1):
+            norm = norm_layer(channels, elementwise_affine=affine, eps=1e-6, device=device, dtype=dtype)
+            self.add_module(f"norm{i}", norm)
+
+
+class _ModulatedCrossBlock(_TransformerBlock):
     """The shared construction of the dense and sparse modulated cross blocks (official parameter names).
 
     Sub-blocks are injected: ``temporal_layer`` (the temporal attention, see :mod:`ss4d.layers.registry`),
@@ -140,14 +158,11 @@ class _ModulatedCrossBlock(_Checkpointed):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        check_choice(temporal, TemporalMode, "temporal")
+        # norm1 (self-attention), norm2 (cross-attention, affine), norm3 (MLP)
+        super().__init__(channels, temporal, (False, True, False), norm_layer, device=device, dtype=dtype)
         dd = {"device": device, "dtype": dtype}
         attn_layer = attn_layer or self.default_attn_layer
-        self.temporal, self.share_mod, self.use_checkpoint = temporal, share_mod, use_checkpoint
-        self.norm1 = norm_layer(channels, elementwise_affine=False, eps=1e-6, **dd)
-        self.norm2 = norm_layer(channels, elementwise_affine=True, eps=1e-6, **dd)
-        self.norm3 = norm_layer(channels, elementwise_affine=False, eps=1e-6, **dd)
+        self.share_mod, self.use_checkpoint = share_mod, use_checkpoint
         temporal_kw = {
             "num_heads": num_heads,
             "window": window,
@@ -248,7 +263,7 @@ class ModulatedSparseTransformerCrossBlock(_ModulatedCrossBlock):
         return x + gate_mlp * self.mlp(h)
 
 
-class SparseTransformerBlock(_Checkpointed):
+class SparseTransformerBlock(_TransformerBlock):
     """Pre-norm sparse block (4D SLat VAE): ``x += Attn(LN1(x)); x += MLP(LN2(x))`` (LN without affine).
 
     ``temporal="expand"``: the temporal layer with 4D windows of ``window`` frames x ``window_xyz``^3
@@ -256,6 +271,8 @@ class SparseTransformerBlock(_Checkpointed):
     ``window_xyz``, or full per-frame attention when ``window_xyz`` is None. ``temporal_layer``,
     ``mlp_layer`` and ``norm_layer`` are injected (see :mod:`ss4d.layers.registry`).
     """
+
+    temporal_modes = WindowedTemporalMode
 
     def __init__(
         self,
@@ -277,12 +294,9 @@ class SparseTransformerBlock(_Checkpointed):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        check_choice(temporal, WindowedTemporalMode, "temporal")
+        super().__init__(channels, temporal, (False, False), norm_layer, device=device, dtype=dtype)  # norm1, norm2
         dd = {"device": device, "dtype": dtype}
         self.use_checkpoint = use_checkpoint
-        self.norm1 = norm_layer(channels, elementwise_affine=False, eps=1e-6, **dd)
-        self.norm2 = norm_layer(channels, elementwise_affine=False, eps=1e-6, **dd)
         # "none": one frame per window, no RoPE: per-frame 3D (shifted) windows
         frames, use_rope = (window, True) if temporal == "expand" else (1, False)
         self.attn = temporal_layer(

@@ -6,6 +6,8 @@ every backend and a model can be switched with :func:`set_sparse_conv_backend`.
 """
 
 import math
+from collections.abc import Callable
+from typing import Any, TypedDict, Unpack
 
 import torch
 from torch import nn
@@ -17,12 +19,31 @@ __all__ = [
     "FactorizedSparseConv4d",
     "SparseConv3d",
     "SparseConv4d",
+    "SparseConvOptions",
     "SparseDownConv3d",
     "SparseInverseConv3d",
     "SparseSubMConv",
     "SparseTemporalConv1d",
     "set_sparse_conv_backend",
 ]
+
+
+class SparseConvOptions(TypedDict, total=False):
+    """The keyword options every sparse-conv layer takes; each may be left out (defaults in brackets).
+
+    Args:
+        bias: learn a bias ``[c_out]`` [True].
+        backend: sparse-conv backend name or ``"auto"`` ["auto"]; module state, not in the state dict.
+        device, dtype: where and in which dtype the parameters are created [None, None: torch's defaults].
+    """
+
+    bias: bool
+    backend: str
+    device: torch.device | str | None
+    dtype: torch.dtype | None
+
+
+_DEFAULTS: SparseConvOptions = {"bias": True, "backend": "auto", "device": None, "dtype": None}
 
 
 class _SparseConvBase(nn.Module):
@@ -32,20 +53,23 @@ class _SparseConvBase(nn.Module):
         out_channels: int,
         kernel_size: tuple[int, int, int, int],
         *,
-        bias: bool,
-        backend: str,
         weight_in: int | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        **options: Unpack[SparseConvOptions],
     ) -> None:
         super().__init__()
-        dd = {"device": device, "dtype": dtype}
+        if unknown := options.keys() - _DEFAULTS.keys():
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s) {sorted(unknown)}; "
+                f"the sparse-conv options are {sorted(_DEFAULTS)}"
+            )
+        opts = {**_DEFAULTS, **options}
+        dd = {"device": opts["device"], "dtype": opts["dtype"]}
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = kernel_size
-        self.backend = backend
+        self.backend = opts["backend"]
         K = math.prod(kernel_size)
         self.weight = nn.Parameter(torch.empty(K, in_channels, out_channels, **dd))
-        self.bias = nn.Parameter(torch.empty(out_channels, **dd)) if bias else None
+        self.bias = nn.Parameter(torch.empty(out_channels, **dd)) if opts["bias"] else None
         self._fan_in = K * (weight_in if weight_in is not None else in_channels)
         self.reset_parameters()
 
@@ -61,6 +85,10 @@ class _SparseConvBase(nn.Module):
         nn.init.zeros_(self.weight)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+
+    def _conv(self, op: Callable[..., Any], x: SparseTensor, **op_args: Any) -> Any:
+        """``op(x, weight, bias, kernel_size=, backend=, **op_args)``: the functional conv with this layer's state."""
+        return op(x, self.weight, self.bias, kernel_size=self.kernel_size, backend=self.backend, **op_args)
 
     def extra_repr(self) -> str:
         return (
@@ -83,26 +111,16 @@ class SparseSubMConv(_SparseConvBase):
         kernel_size: int | tuple[int, ...] = 3,
         *,
         dilation: int = 1,
-        bias: bool = True,
-        backend: str = "auto",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        **options: Unpack[SparseConvOptions],
     ) -> None:
         ks = normalize_kernel_size(kernel_size)
         if any(k % 2 == 0 for k in ks):
             raise ValueError(f"submanifold kernels must be odd, got {ks}")
-        super().__init__(in_channels, out_channels, ks, bias=bias, backend=backend, device=device, dtype=dtype)
+        super().__init__(in_channels, out_channels, ks, **options)
         self.dilation = dilation
 
     def forward(self, x: SparseTensor) -> SparseTensor:
-        return subm_conv(
-            x,
-            self.weight,
-            self.bias,
-            kernel_size=self.kernel_size,
-            dilation=self.dilation,
-            backend=self.backend,
-        )
+        return self._conv(subm_conv, x, dilation=self.dilation)
 
 
 class SparseConv3d(SparseSubMConv):
@@ -132,7 +150,7 @@ class FactorizedSparseConv4d(nn.Module):
     Args:
         in_channels, out_channels: channels; the spatial conv maps ``in -> out``, the temporal ``out -> out``.
         spatial_kernel, temporal_kernel: odd extents.
-        bias, backend, device, dtype: passed to both convs.
+        options: :class:`SparseConvOptions` (``bias``, ``backend``, ``device``, ``dtype``), passed to both convs.
     """
 
     def __init__(
@@ -142,15 +160,11 @@ class FactorizedSparseConv4d(nn.Module):
         *,
         spatial_kernel: int = 3,
         temporal_kernel: int = 3,
-        bias: bool = True,
-        backend: str = "auto",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        **options: Unpack[SparseConvOptions],
     ) -> None:
         super().__init__()
-        kw = {"bias": bias, "backend": backend, "device": device, "dtype": dtype}
-        self.spatial = SparseConv3d(in_channels, out_channels, spatial_kernel, **kw)
-        self.temporal = SparseTemporalConv1d(out_channels, out_channels, temporal_kernel, **kw)
+        self.spatial = SparseConv3d(in_channels, out_channels, spatial_kernel, **options)
+        self.temporal = SparseTemporalConv1d(out_channels, out_channels, temporal_kernel, **options)
 
     def zero_output_(self) -> None:
         """Zero the temporal conv only, so the spatial conv still receives gradients."""
@@ -174,43 +188,22 @@ class SparseDownConv3d(_SparseConvBase):
         *,
         stride: int = 2,
         padding: int = 0,
-        bias: bool = True,
-        backend: str = "auto",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        **options: Unpack[SparseConvOptions],
     ) -> None:
-        ks = normalize_kernel_size(kernel_size)
-        super().__init__(in_channels, out_channels, ks, bias=bias, backend=backend, device=device, dtype=dtype)
+        super().__init__(in_channels, out_channels, normalize_kernel_size(kernel_size), **options)
         self.stride, self.padding = stride, padding
 
     def forward(self, x: SparseTensor) -> tuple[SparseTensor, ConvMap]:
-        return strided_conv(
-            x,
-            self.weight,
-            self.bias,
-            kernel_size=self.kernel_size,
-            stride=self.stride,
-            padding=self.padding,
-            backend=self.backend,
-        )
+        return self._conv(strided_conv, x, stride=self.stride, padding=self.padding)
 
 
 class SparseInverseConv3d(_SparseConvBase):
     """Transposed conv of a :class:`SparseDownConv3d`: ``(coarse, conv_map) -> fine`` on the cached fine sites."""
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 2,
-        *,
-        bias: bool = True,
-        backend: str = "auto",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, in_channels: int, out_channels: int, kernel_size: int = 2, **options: Unpack[SparseConvOptions]
     ) -> None:
-        ks = normalize_kernel_size(kernel_size)
-        super().__init__(in_channels, out_channels, ks, bias=bias, backend=backend, device=device, dtype=dtype)
+        super().__init__(in_channels, out_channels, normalize_kernel_size(kernel_size), **options)
 
     def forward(self, y: SparseTensor, conv_map: ConvMap) -> SparseTensor:
         if tuple(conv_map.kernel_size) != self.kernel_size[1:]:

@@ -8,6 +8,7 @@ from ss4d.layers import (
     SparseConv4d,
     SparseDownConv3d,
     SparseInverseConv3d,
+    SparseSubMConv,
     SparseTemporalConv1d,
     set_sparse_conv_backend,
 )
@@ -70,3 +71,45 @@ def test_one_optimizer_step_changes_every_parameter():
     opt.step()
     for k, v in model.state_dict().items():
         assert not torch.equal(v, before[k]), k
+
+
+ALL_SPARSE_CONVS = [
+    SparseSubMConv,
+    SparseConv3d,
+    SparseTemporalConv1d,
+    SparseConv4d,
+    SparseDownConv3d,
+    SparseInverseConv3d,
+    FactorizedSparseConv4d,
+]
+
+
+def _convs(layer: torch.nn.Module) -> list[torch.nn.Module]:
+    return [layer.spatial, layer.temporal] if isinstance(layer, FactorizedSparseConv4d) else [layer]
+
+
+@pytest.mark.parametrize("cls", ALL_SPARSE_CONVS, ids=lambda c: c.__name__)
+def test_sparse_conv_options_defaults_and_keywords(cls):
+    for conv in _convs(cls(4, 6)):  # defaults: biased, "auto", torch's default device and dtype
+        assert conv.bias is not None and conv.backend == "auto"
+        assert conv.weight.dtype == torch.get_default_dtype() and conv.weight.device.type == "cpu"
+        assert conv.bias.dtype == conv.weight.dtype
+    layer = cls(4, 6, bias=False, backend="torch", device="meta", dtype=torch.float64)
+    for conv in _convs(layer):
+        assert conv.bias is None and conv.backend == "torch"
+        assert conv.weight.dtype == torch.float64 and conv.weight.device.type == "meta"
+    assert set(layer.state_dict()) == {k for k in cls(4, 6).state_dict() if not k.endswith("bias")}
+    with pytest.raises(TypeError, match="bais"):
+        cls(4, 6, bais=False)
+
+
+def test_sparse_conv_other_defaults_unchanged():
+    assert SparseSubMConv(2, 2).kernel_size == (1, 3, 3, 3) and SparseSubMConv(2, 2).dilation == 1
+    assert SparseConv3d(2, 2).kernel_size == (1, 3, 3, 3)
+    assert SparseTemporalConv1d(2, 2).kernel_size == (3, 1, 1, 1)
+    assert SparseConv4d(2, 2).kernel_size == (3, 3, 3, 3)
+    down = SparseDownConv3d(2, 2)
+    assert (down.kernel_size, down.stride, down.padding) == ((1, 2, 2, 2), 2, 0)
+    assert SparseInverseConv3d(2, 2).kernel_size == (1, 2, 2, 2)
+    factorized = FactorizedSparseConv4d(2, 2)
+    assert (factorized.spatial.kernel_size, factorized.temporal.kernel_size) == ((1, 3, 3, 3), (3, 1, 1, 1))
