@@ -7,13 +7,14 @@ coordinate set, so it can never be applied to another one.
 """
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 from jaxtyping import Int, Int32, Int64
 from torch import Tensor
 
 from ss4d.errors import CoordinateError
+from ss4d.ops.sparse.immutable import Immutable
 from ss4d.ops.sparse.layout import SpacetimeLayout
 
 __all__ = ["SparseSites", "linear_keys"]
@@ -35,7 +36,7 @@ def linear_keys(
     return ((c[:, 0] * sx + c[:, 1]) * sy + c[:, 2]) * sz + c[:, 3]
 
 
-class SparseSites:
+class SparseSites(Immutable):
     """Coordinates ``(b*T + t, x, y, z)`` of active voxels, their layout and grid shape.
 
     Built by ``SparseTensor`` after validation, or by ss4d ops that produce valid coordinates by
@@ -51,13 +52,7 @@ class SparseSites:
     def __init__(
         self, coords: Int32[Tensor, "n 4"], layout: SpacetimeLayout, spatial_shape: tuple[int, int, int]
     ) -> None:
-        object.__setattr__(self, "coords", coords)
-        object.__setattr__(self, "layout", layout)
-        object.__setattr__(self, "spatial_shape", tuple(int(s) for s in spatial_shape))
-        object.__setattr__(self, "_memo", {})
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"SparseSites is immutable (tried to set {name!r})")
+        self._init_slots(coords=coords, layout=layout, spatial_shape=tuple(int(s) for s in spatial_shape), _memo={})
 
     def __repr__(self) -> str:
         return (

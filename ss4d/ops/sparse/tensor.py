@@ -17,13 +17,14 @@ from jaxtyping import Bool, Float, Int32
 from torch import Tensor
 
 from ss4d.errors import CoordinateError, MappingMismatchError
+from ss4d.ops.sparse.immutable import Immutable
 from ss4d.ops.sparse.layout import SpacetimeLayout
 from ss4d.ops.sparse.sites import SparseSites, check_coords, check_unique
 
 __all__ = ["SparseTensor"]
 
 
-class SparseTensor:
+class SparseTensor(Immutable):
     """Features on the active voxels of ``B`` samples x ``T`` frames of a 3D grid.
 
     Args:
@@ -40,6 +41,7 @@ class SparseTensor:
     """
 
     __slots__ = ("feats", "sites")
+    _mutation_hint = "; use .replace(feats) for new features"
 
     feats: Float[Tensor, "n c"]
     sites: SparseSites
@@ -79,8 +81,7 @@ class SparseTensor:
             feats = feats[perm]
         sites = SparseSites(coords, layout, shape)
         check_unique(sites)
-        object.__setattr__(self, "feats", feats)
-        object.__setattr__(self, "sites", sites)
+        self._init_slots(feats=feats, sites=sites)
 
     @classmethod
     def from_sites(cls, feats: Float[Tensor, "n c"], sites: SparseSites) -> "SparseTensor":
@@ -90,12 +91,8 @@ class SparseTensor:
                 f"`feats` must have shape [{sites.num_voxels}, c] for these sites, got {tuple(feats.shape)}"
             )
         obj = object.__new__(cls)
-        object.__setattr__(obj, "feats", feats)
-        object.__setattr__(obj, "sites", sites)
+        obj._init_slots(feats=feats, sites=sites)
         return obj
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"SparseTensor is immutable; use .replace(feats) instead of setting {name!r}")
 
     def __repr__(self) -> str:
         return (
