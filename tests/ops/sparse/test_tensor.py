@@ -87,8 +87,13 @@ class TestConstruction:
 class TestImmutabilityAndFeatures:
     def test_cannot_set_attributes(self):
         x = random_sparse(0)
-        with pytest.raises(AttributeError, match="immutable"):
+        with pytest.raises(AttributeError, match=r"immutable.*'feats'.*\.replace\(feats\)"):
             x.feats = x.feats * 2  # type: ignore[misc]
+        with pytest.raises(AttributeError, match="SparseSites is immutable.*'coords'"):
+            x.sites.coords = x.coords  # type: ignore[misc]
+        assert not hasattr(x, "__dict__") and not hasattr(x.sites, "__dict__")  # slots only: no new attributes
+        with pytest.raises(AttributeError, match="immutable"):
+            x.extra = 1  # type: ignore[attr-defined]
 
     def test_replace_shares_sites_and_kernel_maps(self):
         x = random_sparse(0, shape=(6, 6, 6), density=0.5)
