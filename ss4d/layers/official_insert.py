@@ -18,7 +18,7 @@ zero at start) and the cross-attention loses its affine pre-norm. Use this block
 checkpoints that set ``insert_temporal``.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -30,14 +30,16 @@ from ss4d.layers.temporal import TemporalLayer
 __all__ = ["OfficialInsertTemporalCrossBlock"]
 
 OFFICIAL_TEMP_ATTN_ROPE_BASE = 10000.0  # the official temp_attn is built without the model's rope_base
+# the block arguments the official temp_attn is built with too
+_SHARED_WITH_TEMP_ATTN = ("num_heads", "use_rope", "qk_rms_norm", "attn_backend", "device", "dtype")
 
 
 class OfficialInsertTemporalCrossBlock(ModulatedTransformerCrossBlock):
     """Dense 4D DiT block with the official inserted temporal attention (see the module docstring).
 
-    Same arguments as :class:`ModulatedTransformerCrossBlock`; ``temporal`` is the self-attention's mode
-    (``"none"``: per frame, ``"expand"``: across frames) and ``share_mod`` is refused (the official code
-    crashes with it: its temporal modulation reads the shared 6C vector).
+    Same arguments as :class:`ModulatedTransformerCrossBlock` (``kwargs`` go to it); ``temporal`` is the
+    self-attention's mode (``"none"``: per frame, ``"expand"``: across frames) and ``share_mod`` is refused
+    (the official code crashes with it: its temporal modulation reads the shared 6C vector).
     Extra parameters (official names): ``temp_attn.*``, ``adaLN_modulation_temporal.1.*``.
     """
 
@@ -46,29 +48,22 @@ class OfficialInsertTemporalCrossBlock(ModulatedTransformerCrossBlock):
         channels: int,
         ctx_channels: int,
         *,
-        num_heads: int,
         temporal: Literal["expand", "none"] = "none",
-        use_rope: bool = True,
-        qk_rms_norm: bool = False,
         share_mod: bool = False,
-        attn_backend: str = "auto",
-        device=None,
-        dtype=None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         if temporal not in ("expand", "none"):
             raise ValueError(f"`temporal` (the self-attention's mode) must be 'expand' or 'none', got {temporal!r}")
         if share_mod:
             raise ValueError("the official insert_temporal block does not work with share_mod (shape mismatch)")
-        dd = {"device": device, "dtype": dtype}
-        super().__init__(
-            channels, ctx_channels, num_heads=num_heads, temporal=temporal, use_rope=use_rope,
-            qk_rms_norm=qk_rms_norm, attn_backend=attn_backend, **kwargs, **dd,
-        )  # fmt: skip
+        super().__init__(channels, ctx_channels, temporal=temporal, **kwargs)
+        # full attention (no window) with the official RoPE base, and the block's own values of the shared
+        # arguments (TemporalLayer's defaults for them are the block's, so only those given are passed)
+        shared = {k: kwargs[k] for k in _SHARED_WITH_TEMP_ATTN if k in kwargs}
         self.temp_attn = TemporalLayer(
-            channels, num_heads=num_heads, window=None, mode="expand", rope_base=OFFICIAL_TEMP_ATTN_ROPE_BASE,
-            use_rope=use_rope, qk_rms_norm=qk_rms_norm, attn_backend=attn_backend, **dd,
-        )  # fmt: skip
+            channels, window=None, mode="expand", rope_base=OFFICIAL_TEMP_ATTN_ROPE_BASE, **shared
+        )
+        dd = {"device": kwargs.get("device"), "dtype": kwargs.get("dtype")}
         self.norm4 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6, **dd)
         self.adaLN_modulation_temporal = nn.Sequential(nn.SiLU(), nn.Linear(channels, 3 * channels, **dd))
 

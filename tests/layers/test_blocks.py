@@ -1,3 +1,4 @@
+import inspect
 import math
 
 import pytest
@@ -9,12 +10,14 @@ from ss4d.layers import (
     FactorizedSparseConv4d,
     ModulatedSparseTransformerCrossBlock,
     ModulatedTransformerCrossBlock,
+    OfficialInsertTemporalCrossBlock,
     SpacetimeDownsample,
     SpacetimeUpsample,
     SparseConv4d,
     SparseResBlock,
     SparseTemporalConv1d,
     SparseTransformerBlock,
+    TemporalLayer,
     TemporalPack,
     TemporalUnpack,
     TimestepEmbedder,
@@ -190,3 +193,25 @@ def test_sparse_cross_attention_needs_one_context_per_entry():
     with pytest.raises(ValueError, match="one per b\\*T"):
         block.cross_attn(x, cond[:2])
     assert isinstance(block(x, emb, cond), SparseTensor)
+
+
+def test_official_insert_temp_attn_takes_the_block_arguments():
+    def defaults(f):
+        return {k: p.default for k, p in inspect.signature(f).parameters.items()}
+
+    block, layer = defaults(ModulatedTransformerCrossBlock.__init__), defaults(TemporalLayer.__init__)
+    for name in ("use_rope", "qk_rms_norm", "attn_backend", "device", "dtype"):  # left out -> the same value
+        assert block[name] == layer[name], name
+    for kw in ({}, {"use_rope": False, "qk_rms_norm": True, "attn_backend": "naive", "dtype": torch.float64}):
+        b = OfficialInsertTemporalCrossBlock(C, CC, num_heads=H, rope_base=500.0, window=None, **kw)
+        t = b.temp_attn
+        assert (t.num_heads, t.window, t.shift, t.mode, t.rope.base) == (H, None, False, "expand", 10000.0)
+        assert (t.use_rope, t.qk_rms_norm, t.attn_backend) == (
+            kw.get("use_rope", True),
+            kw.get("qk_rms_norm", False),
+            kw.get("attn_backend", "auto"),
+        )
+        dtype = kw.get("dtype", torch.get_default_dtype())
+        assert t.to_qkv.weight.dtype == b.adaLN_modulation_temporal[1].weight.dtype == dtype
+    with pytest.raises(ValueError, match="share_mod"):
+        OfficialInsertTemporalCrossBlock(C, CC, num_heads=H, share_mod=True)
