@@ -1,4 +1,5 @@
-"""Lazy import of optional dependencies, with an install hint when they are missing."""
+"""Lazy import of optional dependencies, with an install hint when they are missing, and the availability
+mixins of backends (:class:`CudaPackage`: CUDA plus an optional package; :class:`AnyDevice`: runs everywhere)."""
 
 import importlib
 from types import ModuleType
@@ -7,7 +8,7 @@ import torch
 
 from ss4d.errors import BackendUnavailableError
 
-__all__ = ["CudaPackage", "is_importable", "require"]
+__all__ = ["AnyDevice", "CudaPackage", "is_importable", "require"]
 
 
 def is_importable(module: str) -> bool:
@@ -44,3 +45,16 @@ class CudaPackage:
         if device.type != "cuda":
             return f"ss4d runs {self.name} on CUDA only, not {device.type}."
         return "" if is_importable(self.module) else f"{self.name} is not installed."
+
+
+class AnyDevice:
+    """Availability of a backend that needs nothing optional and runs on every device (a reference or fallback).
+
+    Mixed into backend classes before their base, like :class:`CudaPackage`.
+    """
+
+    def is_available(self, device: torch.device) -> bool:
+        return True
+
+    def unavailable_reason(self, device: torch.device) -> str:
+        return ""

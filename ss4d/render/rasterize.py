@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ss4d.ops._optional import CudaPackage, require
+from ss4d.ops._optional import AnyDevice, CudaPackage, require
 from ss4d.ops.registry import BackendRegistry
 from ss4d.render.camera import Camera
 from ss4d.representations.gaussians import Gaussians, quaternion_to_matrix
@@ -192,17 +192,11 @@ def render_gaussians(
     return impl.render(gaussians, colors, camera, background=background, filter_2d=filter_2d, tile=tile, chunk=chunk)
 
 
-class TorchRenderer:
+class TorchRenderer(AnyDevice):
     """This module's tiled rasteriser: any device, autograd-differentiable (the reference)."""
 
     name = "torch"
     install_hint = ""
-
-    def is_available(self, device: torch.device) -> bool:
-        return True
-
-    def unavailable_reason(self, device: torch.device) -> str:
-        return ""
 
     def render(
         self, g: Gaussians, colors: Tensor, camera: Camera, *, background: Tensor | None, filter_2d: float, tile: int,

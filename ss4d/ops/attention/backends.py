@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int32
 from torch import Tensor
 
-from ss4d.ops._optional import CudaPackage, require
+from ss4d.ops._optional import AnyDevice, CudaPackage, require
 from ss4d.ops.registry import BackendRegistry
 
 __all__ = [
@@ -56,13 +56,10 @@ class AttentionBackend(ABC):
         return f"<attention backend {self.name!r}>"
 
 
-class NaiveBackend(AttentionBackend):
+class NaiveBackend(AnyDevice, AttentionBackend):
     """Explicit softmax in float32, one sequence at a time for varlen: the obviously-correct reference."""
 
     name = "naive"
-
-    def is_available(self, device: torch.device) -> bool:
-        return True
 
     def dense(self, q, k, v, scale):
         compute = torch.promote_types(q.dtype, torch.float32)
@@ -106,7 +103,7 @@ def _pad_index(starts: Tensor, lengths: Tensor, width: int) -> tuple[Tensor, Ten
     return torch.where(valid, starts[:, None] + pos[None, :], 0), valid
 
 
-class SdpaBackend(AttentionBackend):
+class SdpaBackend(AnyDevice, AttentionBackend):
     """``torch.nn.functional.scaled_dot_product_attention`` on any device.
 
     Varlen sequences are batched by length: equal-length sequences (e.g. all temporal windows of a dense
@@ -115,9 +112,6 @@ class SdpaBackend(AttentionBackend):
     """
 
     name = "sdpa"
-
-    def is_available(self, device: torch.device) -> bool:
-        return True
 
     def dense(self, q, k, v, scale):
         return F.scaled_dot_product_attention(q, k, v, scale=scale)

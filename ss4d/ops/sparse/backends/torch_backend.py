@@ -5,10 +5,10 @@ the convolution is gather-GEMM-scatter, one GEMM per kernel offset with pairs, p
 the centre offset of a submanifold kernel (every row pairs with itself there).
 """
 
-import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ss4d.ops._optional import AnyDevice
 from ss4d.ops.sparse.backends.base import SparseConvBackend, zeros_like_output
 from ss4d.ops.sparse.kernel_map import ConvMap, KernelMap, KernelSize, submanifold_kernel_map
 from ss4d.ops.sparse.tensor import SparseTensor
@@ -30,14 +30,11 @@ def gather_gemm_scatter(
     return zeros_like_output(feats, weight, kmap.num_out) if out is None else out
 
 
-class TorchBackend(SparseConvBackend):
+class TorchBackend(AnyDevice, SparseConvBackend):
     """Pure PyTorch, CPU and CUDA, every kernel shape; the reference implementation."""
 
     name = "torch"
     install_hint = ""
-
-    def is_available(self, device: torch.device) -> bool:
-        return True
 
     def submanifold(
         self, x: SparseTensor, weight: Float[Tensor, "k ci co"], kernel_size: KernelSize, dilation: int
