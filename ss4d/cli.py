@@ -13,7 +13,8 @@ import platform
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -203,40 +204,46 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_clips(args: argparse.Namespace, items: Iterable, build: Callable, describe: Callable, *,
+                 first: int = 0) -> int:  # fmt: skip
+    """`ss4d data synth` / `data import`: clip ``i`` is ``build(items[i], features=...)`` (the ``--features``
+    extractor), saved as ``--out/clip_{first + i:06d}``; unless ``--quiet``, prints
+    ``describe(i, item, clip, folder)``."""
+    from ss4d.models.features import feature_extractor
+
+    features = feature_extractor(args.features, dinov2=args.dinov2)
+    out = Path(args.out)
+    for i, item in enumerate(items):
+        clip = build(item, features=features)
+        folder = clip.save(out / f"clip_{first + i:06d}")
+        if not args.quiet:
+            print(describe(i, item, clip, folder))
+    return 0
+
+
 def _synth(args: argparse.Namespace) -> int:
     from ss4d.data.synthetic import make_clip
 
     validation.check_synth(args)
-    from ss4d.models.features import feature_extractor
+    build = partial(make_clip, num_frames=args.frames, resolution=args.resolution, image_size=args.size,
+                    num_views=args.views, aggregate=args.aggregate, world=args.world)  # fmt: skip
 
-    features = feature_extractor(args.features, dinov2=args.dinov2)
-    out = Path(args.out)
-    for i in range(args.num):
-        clip = make_clip(args.seed + i, num_frames=args.frames, resolution=args.resolution, image_size=args.size,
-                         num_views=args.views, aggregate=args.aggregate, features=features,
-                         world=args.world)  # fmt: skip
-        clip.save(out / f"clip_{args.seed + i:06d}")
-        if not args.quiet:
-            print(
-                f"clip {i + 1}/{args.num}: seed {args.seed + i}, {clip.coords.shape[0]} voxels, {clip.meta['motions']}"
-            )
-    return 0
+    def describe(i: int, seed: int, clip, folder: Path) -> str:
+        return f"clip {i + 1}/{args.num}: seed {seed}, {clip.coords.shape[0]} voxels, {clip.meta['motions']}"
+
+    return _write_clips(args, range(args.seed, args.seed + args.num), build, describe, first=args.seed)
 
 
 def _import(args: argparse.Namespace) -> int:
     from ss4d.data.rendered import load_rendered_clip
-    from ss4d.models.features import feature_extractor
 
     validation.check_import(args)
-    features = feature_extractor(args.features, dinov2=args.dinov2)
-    out = Path(args.out)
-    for i, src in enumerate(args.sources):
-        clip = load_rendered_clip(src, resolution=args.resolution, image_size=args.size, features=features,
-                                  aggregate=args.aggregate)  # fmt: skip
-        folder = clip.save(out / f"clip_{i:06d}")
-        if not args.quiet:
-            print(f"{src} -> {folder}: {clip.meta['num_frames']} frames, {clip.coords.shape[0]} voxels")
-    return 0
+    build = partial(load_rendered_clip, resolution=args.resolution, image_size=args.size, aggregate=args.aggregate)
+
+    def describe(i: int, src: str, clip, folder: Path) -> str:
+        return f"{src} -> {folder}: {clip.meta['num_frames']} frames, {clip.coords.shape[0]} voxels"
+
+    return _write_clips(args, args.sources, build, describe)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ reports missing, unexpected and shape-mismatched keys by name. No pickle is read
 
 import dataclasses
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -20,9 +20,18 @@ from ss4d import __version__
 from ss4d.errors import CheckpointError, CheckpointMismatchError
 from ss4d.layers.registry import BlockFactory, attention_layers, mlp_layers, norm_layers, temporal_layers
 from ss4d.utils.atomic import atomic_file, atomic_folder
+from ss4d.utils.configs import config_kwargs
 from ss4d.utils.untrusted import load_safetensors, read_json_object
 
-__all__ = ["BlockLayersConfig", "LoadReport", "ModelConfig", "ModelMixin", "atomic_write"]
+__all__ = [
+    "BlockLayersConfig",
+    "LoadReport",
+    "ModelConfig",
+    "ModelMixin",
+    "TransformerConfig",
+    "atomic_write",
+    "check_heads",
+]
 
 C = TypeVar("C", bound="ModelConfig")
 M = TypeVar("M", bound="ModelMixin")
@@ -41,18 +50,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls: type[C], d: dict[str, Any]) -> C:
         """Build from a dict; unknown keys raise (``_class_name`` / ``_ss4d_version`` are ignored)."""
-        names = {f.name for f in fields(cls)}
-        extra = set(d) - names - {"_class_name", "_ss4d_version"}
-        if extra:
-            raise ValueError(f"{cls.__name__}: unknown config keys {sorted(extra)}; known: {sorted(names)}")
-        values = {k: v for k, v in d.items() if not k.startswith("_")}
-        for f in fields(cls):
-            v = values.get(f.name)
-            if isinstance(v, list):  # JSON has lists where the config has tuples
-                values[f.name] = tuple(v)
-            elif isinstance(v, int) and not isinstance(v, bool) and "float" in str(f.type) and "int" not in str(f.type):
-                values[f.name] = float(v)  # JSON writes 4.0 as 4
-        return cls(**values)
+        return cls(**config_kwargs(cls, d))
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self)}
@@ -87,6 +85,38 @@ class BlockLayersConfig(ModelConfig):
         if self.attn_layer is not None:
             factories["attn_layer"] = attention_layers.get(self.attn_layer)
         return factories
+
+
+def check_heads(channels: int, heads: int, field: str) -> None:
+    """Raise ``ValueError`` naming ``field`` unless ``channels`` split evenly into ``heads`` attention heads."""
+    if channels % heads:
+        raise ValueError(f"{field} {channels} must be divisible by the {heads} heads")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformerConfig(BlockLayersConfig):
+    """The trunk of ss4d's transformers (the flows' DiT, the SLat VAE): ``num_blocks`` blocks of width
+    ``model_channels`` with ``num_heads`` heads (default ``model_channels // num_head_channels``), MLP ratio,
+    temporal ``window`` (frames; ``None``: the whole clip) and the RoPE base. Each model sets its own defaults
+    for the width and the depth."""
+
+    model_channels: int
+    num_blocks: int
+    num_heads: int | None = None
+    num_head_channels: int = 64
+    mlp_ratio: float = 4.0
+    window: int | None = 8
+    rope_base: float = 10000.0
+
+    @property
+    def heads(self) -> int:
+        return self.num_heads or self.model_channels // self.num_head_channels
+
+    def validate(self) -> None:
+        super().validate()
+        check_heads(self.model_channels, self.heads, "model_channels")
+        if self.window is not None and self.window < 1:
+            raise ValueError(f"window must be >= 1 or None, got {self.window}")
 
 
 @dataclass
