@@ -309,6 +309,14 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _result_parser(sub, name: str, summary: str, output_help: str) -> argparse.ArgumentParser:
+    """A command that reads a result folder of `ss4d generate` (``view``, ``export-mesh``, ``export-splats``)."""
+    p = sub.add_parser(name, help=summary)
+    p.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
+    p.add_argument("-o", "--output", help=output_help)
+    return p
+
+
 def _add_voxel_feature_args(p: argparse.ArgumentParser) -> None:
     """Options shared by `data synth` and `data import`: occupancy grid and per-voxel features."""
     p.add_argument("--resolution", type=int, default=16, help="occupancy grid (the SLat resolution)")
@@ -376,24 +384,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-frame splat files under splats/: comma-separated compressed-ply,splat or none "
                         "(default: compressed-ply)")  # fmt: skip
     g.set_defaults(run=_generate)
-    v = sub.add_parser("view", help="write viewer.html for a result folder (open it in a browser)")
-    v.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
-    v.add_argument("-o", "--output", help="HTML path (default: FOLDER/viewer.html)")
+    v = _result_parser(sub, "view", "write viewer.html for a result folder (open it in a browser)",
+                       "HTML path (default: FOLDER/viewer.html)")  # fmt: skip
     v.add_argument("--fps", type=float, help="playback rate (default: the clip's, from structure.npz, else 8)")
     v.add_argument("--max-gaussians", type=int, help="keep at most this many Gaussians a frame (the most visible)")
     v.set_defaults(run=_view)
-    em = sub.add_parser("export-mesh", help="one GLB per frame of a result folder (marching cubes, vertex colours)")
-    em.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
-    em.add_argument("-o", "--output", help="output folder (default: FOLDER/mesh)")
+    em = _result_parser(sub, "export-mesh", "one GLB per frame of a result folder (marching cubes, vertex colours)",
+                        "output folder (default: FOLDER/mesh)")  # fmt: skip
     em.add_argument("--resolution", type=int, default=64, help="density grid cells per axis")
     em.add_argument("--level", type=float, default=0.5, help="iso level of the Gaussian density")
     em.add_argument("--smooth", type=int, default=10, help="Taubin smoothing iterations (0: none)")
     em.add_argument("--animated", action="store_true", help="also write animated.glb: all frames in one file")
     em.add_argument("--fps", type=float, help="rate of animated.glb (default: the clip's, from structure.npz, else 8)")
     em.set_defaults(run=_export_mesh)
-    es = sub.add_parser("export-splats", help="per-frame SuperSplat .compressed.ply / antimatter15 .splat files")
-    es.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
-    es.add_argument("-o", "--output", help="output folder (default: FOLDER/splats)")
+    es = _result_parser(sub, "export-splats", "per-frame SuperSplat .compressed.ply / antimatter15 .splat files",
+                        "output folder (default: FOLDER/splats)")  # fmt: skip
     es.add_argument("--format", type=_splat_formats, default=["compressed-ply", "splat"],
                     help="comma-separated: compressed-ply,splat (default: both)")  # fmt: skip
     es.set_defaults(run=_export_splats)

@@ -173,8 +173,7 @@ class TinyImageEncoderConfig(PreNormStackConfig):
     num_registers: int = 1
 
     def validate(self) -> None:
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} must be divisible by patch_size {self.patch_size}")
+        self.check_divisible("image_size", "patch_size")
         super().validate()
 
 

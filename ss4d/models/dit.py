@@ -8,7 +8,6 @@ from torch import nn
 
 from ss4d.layers import HybridPositionalEncoding, TimestepEmbedder
 from ss4d.models.base import ModelMixin, TransformerConfig
-from ss4d.ops.modes import TemporalMode, check_choice
 
 __all__ = ["DiTFlow", "DiTFlowConfig"]
 
@@ -23,16 +22,11 @@ class DiTFlowConfig(TransformerConfig):
     cond_channels: int = 1024
     out_channels: int = 8
     num_blocks: int = 24
-    temporal: TemporalMode = "expand"
     use_rope: bool = True
     qk_rms_norm: bool = True
     qk_rms_norm_cross: bool = False
     share_mod: bool = False
     time_scale: float = 1000.0
-
-    def validate(self) -> None:
-        super().validate()
-        check_choice(self.temporal, TemporalMode, "temporal")
 
 
 class DiTFlow(ModelMixin):
@@ -57,18 +51,12 @@ class DiTFlow(ModelMixin):
             block_class(
                 C,
                 c.cond_channels,
-                num_heads=c.heads,
-                mlp_ratio=c.mlp_ratio,
-                temporal=c.temporal,
-                window=c.window,
                 shift=c.window is not None and i % 2 == 1,
-                rope_base=c.rope_base,
                 use_rope=c.use_rope,
-                qk_rms_norm=c.qk_rms_norm,
                 qk_rms_norm_cross=c.qk_rms_norm_cross,
                 share_mod=c.share_mod,
                 attn_backend=attn_backend,
-                **c.layer_factories(),
+                **c.block_kwargs(),
             )
             for i in range(c.num_blocks)
         )

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 from torch import Tensor, nn
 
 from ss4d.layers import FeedForward, LayerNorm32, MultiHeadAttention
-from ss4d.models.base import ModelConfig, check_heads
+from ss4d.models.base import ModelConfig
 
 __all__ = ["PreNormStackConfig", "PreNormTransformerLayer"]
 
@@ -27,7 +27,7 @@ class PreNormStackConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        check_heads(self.channels, self.num_heads, "channels")
+        self.check_divisible("channels", "num_heads")
 
 
 class PreNormTransformerLayer(nn.Module):

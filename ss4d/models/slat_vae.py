@@ -8,6 +8,7 @@ posterior sample); the decoder outputs ``num_gaussians`` Gaussians per voxel per
 """
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 from ss4d.layers import AbsolutePositionEmbedder, SparseTransformerBlock
 from ss4d.models.base import ModelMixin, TransformerConfig
 from ss4d.models.structure_vae import sample_diagonal_gaussian
-from ss4d.ops.modes import WindowedTemporalMode, check_choice
+from ss4d.ops.modes import WindowedTemporalMode
 from ss4d.ops.sparse import SparseTensor
 from ss4d.representations import GaussianActivation, Gaussians
 
@@ -32,6 +33,8 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class _SparseTransformerConfig(TransformerConfig):
+    temporal_modes: ClassVar[Any] = WindowedTemporalMode
+
     resolution: int = 64
     model_channels: int = 768
     latent_channels: int = 8
@@ -44,7 +47,6 @@ class _SparseTransformerConfig(TransformerConfig):
         super().validate()
         if self.attn_layer is not None:
             raise ValueError("attn_layer: the VAE's blocks attend through their temporal layer; set temporal_layer")
-        check_choice(self.temporal, WindowedTemporalMode, "temporal")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,17 +87,7 @@ class _SparseTransformer(ModelMixin):
         self.pos_embedder = AbsolutePositionEmbedder(C, 3)
         self.blocks = nn.ModuleList(
             SparseTransformerBlock(
-                C,
-                num_heads=config.heads,
-                mlp_ratio=config.mlp_ratio,
-                temporal=config.temporal,
-                window=config.window,
-                window_xyz=config.window_xyz,
-                shift=i % 2 == 1,
-                rope_base=config.rope_base,
-                qk_rms_norm=config.qk_rms_norm,
-                attn_backend=attn_backend,
-                **config.layer_factories(),
+                C, window_xyz=config.window_xyz, shift=i % 2 == 1, attn_backend=attn_backend, **config.block_kwargs()
             )
             for i in range(config.num_blocks)
         )

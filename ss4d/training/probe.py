@@ -41,8 +41,7 @@ class StructureProbeConfig(PreNormStackConfig):
     image_patch: int = 8
 
     def validate(self) -> None:
-        if self.resolution % self.patch:
-            raise ValueError(f"resolution {self.resolution} must be divisible by patch {self.patch}")
+        self.check_divisible("resolution", "patch")
         super().validate()
 
 
