@@ -13,7 +13,8 @@ import platform
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -203,40 +204,46 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_clips(args: argparse.Namespace, items: Iterable, build: Callable, describe: Callable, *,
+                 first: int = 0) -> int:  # fmt: skip
+    """`ss4d data synth` / `data import`: clip ``i`` is ``build(items[i], features=...)`` (the ``--features``
+    extractor), saved as ``--out/clip_{first + i:06d}``; unless ``--quiet``, prints
+    ``describe(i, item, clip, folder)``."""
+    from ss4d.models.features import feature_extractor
+
+    features = feature_extractor(args.features, dinov2=args.dinov2)
+    out = Path(args.out)
+    for i, item in enumerate(items):
+        clip = build(item, features=features)
+        folder = clip.save(out / f"clip_{first + i:06d}")
+        if not args.quiet:
+            print(describe(i, item, clip, folder))
+    return 0
+
+
 def _synth(args: argparse.Namespace) -> int:
     from ss4d.data.synthetic import make_clip
 
     validation.check_synth(args)
-    from ss4d.models.features import feature_extractor
+    build = partial(make_clip, num_frames=args.frames, resolution=args.resolution, image_size=args.size,
+                    num_views=args.views, aggregate=args.aggregate, world=args.world)  # fmt: skip
 
-    features = feature_extractor(args.features, dinov2=args.dinov2)
-    out = Path(args.out)
-    for i in range(args.num):
-        clip = make_clip(args.seed + i, num_frames=args.frames, resolution=args.resolution, image_size=args.size,
-                         num_views=args.views, aggregate=args.aggregate, features=features,
-                         world=args.world)  # fmt: skip
-        clip.save(out / f"clip_{args.seed + i:06d}")
-        if not args.quiet:
-            print(
-                f"clip {i + 1}/{args.num}: seed {args.seed + i}, {clip.coords.shape[0]} voxels, {clip.meta['motions']}"
-            )
-    return 0
+    def describe(i: int, seed: int, clip, folder: Path) -> str:
+        return f"clip {i + 1}/{args.num}: seed {seed}, {clip.coords.shape[0]} voxels, {clip.meta['motions']}"
+
+    return _write_clips(args, range(args.seed, args.seed + args.num), build, describe, first=args.seed)
 
 
 def _import(args: argparse.Namespace) -> int:
     from ss4d.data.rendered import load_rendered_clip
-    from ss4d.models.features import feature_extractor
 
     validation.check_import(args)
-    features = feature_extractor(args.features, dinov2=args.dinov2)
-    out = Path(args.out)
-    for i, src in enumerate(args.sources):
-        clip = load_rendered_clip(src, resolution=args.resolution, image_size=args.size, features=features,
-                                  aggregate=args.aggregate)  # fmt: skip
-        folder = clip.save(out / f"clip_{i:06d}")
-        if not args.quiet:
-            print(f"{src} -> {folder}: {clip.meta['num_frames']} frames, {clip.coords.shape[0]} voxels")
-    return 0
+    build = partial(load_rendered_clip, resolution=args.resolution, image_size=args.size, aggregate=args.aggregate)
+
+    def describe(i: int, src: str, clip, folder: Path) -> str:
+        return f"{src} -> {folder}: {clip.meta['num_frames']} frames, {clip.coords.shape[0]} voxels"
+
+    return _write_clips(args, args.sources, build, describe)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -300,6 +307,14 @@ def _info(args: argparse.Namespace) -> int:
             auto = registry.resolve("auto", device).name
             print(f"{registry.family} backends on {device}: {', '.join(names)} (auto = {auto})")
     return 0
+
+
+def _result_parser(sub, name: str, summary: str, output_help: str) -> argparse.ArgumentParser:
+    """A command that reads a result folder of `ss4d generate` (``view``, ``export-mesh``, ``export-splats``)."""
+    p = sub.add_parser(name, help=summary)
+    p.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
+    p.add_argument("-o", "--output", help=output_help)
+    return p
 
 
 def _add_voxel_feature_args(p: argparse.ArgumentParser) -> None:
@@ -369,24 +384,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-frame splat files under splats/: comma-separated compressed-ply,splat or none "
                         "(default: compressed-ply)")  # fmt: skip
     g.set_defaults(run=_generate)
-    v = sub.add_parser("view", help="write viewer.html for a result folder (open it in a browser)")
-    v.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
-    v.add_argument("-o", "--output", help="HTML path (default: FOLDER/viewer.html)")
+    v = _result_parser(sub, "view", "write viewer.html for a result folder (open it in a browser)",
+                       "HTML path (default: FOLDER/viewer.html)")  # fmt: skip
     v.add_argument("--fps", type=float, help="playback rate (default: the clip's, from structure.npz, else 8)")
     v.add_argument("--max-gaussians", type=int, help="keep at most this many Gaussians a frame (the most visible)")
     v.set_defaults(run=_view)
-    em = sub.add_parser("export-mesh", help="one GLB per frame of a result folder (marching cubes, vertex colours)")
-    em.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
-    em.add_argument("-o", "--output", help="output folder (default: FOLDER/mesh)")
+    em = _result_parser(sub, "export-mesh", "one GLB per frame of a result folder (marching cubes, vertex colours)",
+                        "output folder (default: FOLDER/mesh)")  # fmt: skip
     em.add_argument("--resolution", type=int, default=64, help="density grid cells per axis")
     em.add_argument("--level", type=float, default=0.5, help="iso level of the Gaussian density")
     em.add_argument("--smooth", type=int, default=10, help="Taubin smoothing iterations (0: none)")
     em.add_argument("--animated", action="store_true", help="also write animated.glb: all frames in one file")
     em.add_argument("--fps", type=float, help="rate of animated.glb (default: the clip's, from structure.npz, else 8)")
     em.set_defaults(run=_export_mesh)
-    es = sub.add_parser("export-splats", help="per-frame SuperSplat .compressed.ply / antimatter15 .splat files")
-    es.add_argument("folder", help="a folder written by `ss4d generate` (needs gaussians.npz)")
-    es.add_argument("-o", "--output", help="output folder (default: FOLDER/splats)")
+    es = _result_parser(sub, "export-splats", "per-frame SuperSplat .compressed.ply / antimatter15 .splat files",
+                        "output folder (default: FOLDER/splats)")  # fmt: skip
     es.add_argument("--format", type=_splat_formats, default=["compressed-ply", "splat"],
                     help="comma-separated: compressed-ply,splat (default: both)")  # fmt: skip
     es.set_defaults(run=_export_splats)

@@ -35,6 +35,8 @@ __all__ = [
     "front_viewmat",
     "make_clip",
     "occupancy_grid",
+    "parts_albedo",
+    "pattern_mix",
     "random_scene",
     "render_sdf",
     "rgb_features",
@@ -57,6 +59,10 @@ class Part:
     swing_axis: tuple[float, float, float] = (0.0, 1.0, 0.0)
     swing_amp: float = 0.0
     bend: float = 0.0
+
+    @property
+    def colors(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        return self.color, self.color2
 
 
 @runtime_checkable
@@ -182,23 +188,39 @@ def scene_sdf(scene: "Scene", points: Float[Tensor, "n 3"], phase: float) -> tup
     return union(sdfs, locals_, scene.scale)
 
 
-def _albedo(scene: "Scene", idx: Tensor, local: Tensor) -> Tensor:
-    if isinstance(scene, ProceduralScene):
-        return scene.albedo(idx, local)
+def pattern_mix(pattern: str, q: Tensor, size: tuple[float, float, float]) -> Tensor:
+    """How much of a part's second colour shows ``[n]`` at its local points ``q [n, 3]``: ``"stripes"``
+    (horizontal), ``"checker"``, ``"dots"``, ``"gradient"`` (bottom to top of a part of half-extents ``size``);
+    ``"plain"`` (or anything else) shows only the first colour."""
+    if pattern == "stripes":
+        return (torch.sin(q[:, 2] * 40) > 0).float()
+    if pattern == "checker":
+        return ((torch.floor(q * 12).sum(-1) % 2) == 0).float()
+    if pattern == "dots":
+        return ((torch.frac(q * 8) - 0.5).norm(dim=-1) < 0.3).float()
+    if pattern == "gradient":
+        return (q[:, 2] / (2 * max(size)) + 0.5).clamp(0, 1)
+    return torch.zeros(q.shape[0])
+
+
+def parts_albedo(parts: list, idx: Tensor, local: Tensor) -> Tensor:
+    """Albedo ``[n, 3]`` of surface points given their part ``idx [n]`` and part-local coordinates ``local [n, 3]``:
+    each part blends its two ``colors`` by its ``pattern`` (:func:`pattern_mix`)."""
     out = torch.zeros(idx.shape[0], 3)
-    for i, part in enumerate(scene.parts):
+    for i, part in enumerate(parts):
         m = idx == i
         if not bool(m.any()):
             continue
-        q = local[m]
-        if part.pattern == "stripes":
-            mix = (torch.sin(q[:, 2] * 40) > 0).float()[:, None]
-        elif part.pattern == "checker":
-            mix = ((torch.floor(q * 12).sum(-1) % 2) == 0).float()[:, None]
-        else:
-            mix = torch.zeros(q.shape[0], 1)
-        out[m] = torch.tensor(part.color) * (1 - mix) + torch.tensor(part.color2) * mix
+        mix = pattern_mix(part.pattern, local[m], part.size)[:, None]
+        a, b = (torch.tensor(c) for c in part.colors)
+        out[m] = a * (1 - mix) + b * mix
     return out
+
+
+def _albedo(scene: "Scene", idx: Tensor, local: Tensor) -> Tensor:
+    if isinstance(scene, ProceduralScene):
+        return scene.albedo(idx, local)
+    return parts_albedo(scene.parts, idx, local)
 
 
 def render_sdf(

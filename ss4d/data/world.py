@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ss4d.data.synthetic import _primitive, _rot, global_motion, union
+from ss4d.data.synthetic import _primitive, _rot, global_motion, parts_albedo, union
 
 __all__ = ["FAMILIES", "HELDOUT_FAMILIES", "TRAIN_FAMILIES", "WorldPart", "WorldScene", "world_scene"]
 
@@ -106,25 +106,7 @@ class WorldScene:
         return union(sdfs, locals_, self.scale)
 
     def albedo(self, idx: Tensor, local: Tensor) -> Tensor:
-        out = torch.zeros(idx.shape[0], 3)
-        for i, part in enumerate(self.parts):
-            m = idx == i
-            if not bool(m.any()):
-                continue
-            q = local[m]
-            if part.pattern == "stripes":
-                mix = (torch.sin(q[:, 2] * 40) > 0).float()
-            elif part.pattern == "checker":
-                mix = ((torch.floor(q * 12).sum(-1) % 2) == 0).float()
-            elif part.pattern == "dots":
-                mix = ((torch.frac(q * 8) - 0.5).norm(dim=-1) < 0.3).float()
-            elif part.pattern == "gradient":
-                mix = (q[:, 2] / (2 * max(part.size)) + 0.5).clamp(0, 1)
-            else:
-                mix = torch.zeros(q.shape[0])
-            a, b = torch.tensor(part.colors[0]), torch.tensor(part.colors[1])
-            out[m] = a * (1 - mix[:, None]) + b * mix[:, None]
-        return out
+        return parts_albedo(self.parts, idx, local)
 
 
 class _Rand:

@@ -8,7 +8,7 @@ reports missing, unexpected and shape-mismatched keys by name. No pickle is read
 
 import dataclasses
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -19,10 +19,19 @@ from torch import nn
 from ss4d import __version__
 from ss4d.errors import CheckpointError, CheckpointMismatchError
 from ss4d.layers.registry import BlockFactory, attention_layers, mlp_layers, norm_layers, temporal_layers
+from ss4d.ops.modes import TemporalMode, check_choice
 from ss4d.utils.atomic import atomic_file, atomic_folder
+from ss4d.utils.configs import config_kwargs
 from ss4d.utils.untrusted import load_safetensors, read_json_object
 
-__all__ = ["BlockLayersConfig", "LoadReport", "ModelConfig", "ModelMixin", "atomic_write"]
+__all__ = [
+    "BlockLayersConfig",
+    "LoadReport",
+    "ModelConfig",
+    "ModelMixin",
+    "TransformerConfig",
+    "atomic_write",
+]
 
 C = TypeVar("C", bound="ModelConfig")
 M = TypeVar("M", bound="ModelMixin")
@@ -38,21 +47,17 @@ class ModelConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field when the config is inconsistent."""
 
+    def check_divisible(self, name: str, by: str) -> None:
+        """For :meth:`validate`: raise ``ValueError`` naming both unless field ``name`` is a multiple of ``by``
+        (a field or property, e.g. ``"image_size"`` of ``"patch_size"``, ``"model_channels"`` of ``"heads"``)."""
+        value, divisor = getattr(self, name), getattr(self, by)
+        if value % divisor:
+            raise ValueError(f"{name} {value} must be divisible by {by} {divisor}")
+
     @classmethod
     def from_dict(cls: type[C], d: dict[str, Any]) -> C:
         """Build from a dict; unknown keys raise (``_class_name`` / ``_ss4d_version`` are ignored)."""
-        names = {f.name for f in fields(cls)}
-        extra = set(d) - names - {"_class_name", "_ss4d_version"}
-        if extra:
-            raise ValueError(f"{cls.__name__}: unknown config keys {sorted(extra)}; known: {sorted(names)}")
-        values = {k: v for k, v in d.items() if not k.startswith("_")}
-        for f in fields(cls):
-            v = values.get(f.name)
-            if isinstance(v, list):  # JSON has lists where the config has tuples
-                values[f.name] = tuple(v)
-            elif isinstance(v, int) and not isinstance(v, bool) and "float" in str(f.type) and "int" not in str(f.type):
-                values[f.name] = float(v)  # JSON writes 4.0 as 4
-        return cls(**values)
+        return cls(**config_kwargs(cls, d))
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self)}
@@ -87,6 +92,44 @@ class BlockLayersConfig(ModelConfig):
         if self.attn_layer is not None:
             factories["attn_layer"] = attention_layers.get(self.attn_layer)
         return factories
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformerConfig(BlockLayersConfig):
+    """The trunk of ss4d's transformers (the flows' DiT, the SLat VAE): ``num_blocks`` blocks of width
+    ``model_channels`` with ``num_heads`` heads (default ``model_channels // num_head_channels``), MLP ratio,
+    how time enters the blocks (``temporal``, one of ``temporal_modes``), the temporal ``window`` (frames;
+    ``None``: the whole clip), the RoPE base and the q/k RMS norm of the self-attention. Each model sets its own
+    defaults for the width, the depth and ``qk_rms_norm``."""
+
+    temporal_modes: ClassVar[Any] = TemporalMode  # the `temporal` values a model accepts (a Literal alias)
+
+    model_channels: int
+    num_blocks: int
+    qk_rms_norm: bool
+    num_heads: int | None = None
+    num_head_channels: int = 64
+    mlp_ratio: float = 4.0
+    temporal: TemporalMode = "expand"
+    window: int | None = 8
+    rope_base: float = 10000.0
+
+    @property
+    def heads(self) -> int:
+        return self.num_heads or self.model_channels // self.num_head_channels
+
+    def block_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments every block of the trunk takes from these fields, with the registered sub-blocks
+        (:meth:`layer_factories`)."""
+        return {"num_heads": self.heads, "mlp_ratio": self.mlp_ratio, "temporal": self.temporal, "window": self.window,
+                "rope_base": self.rope_base, "qk_rms_norm": self.qk_rms_norm, **self.layer_factories()}  # fmt: skip
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_divisible("model_channels", "heads")
+        check_choice(self.temporal, self.temporal_modes, "temporal")
+        if self.window is not None and self.window < 1:
+            raise ValueError(f"window must be >= 1 or None, got {self.window}")
 
 
 @dataclass

@@ -27,8 +27,8 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ss4d.errors import BackendUnavailableError, UnsafeModelError
-from ss4d.layers import FeedForward, LayerNorm32, MultiHeadAttention
-from ss4d.models.base import ModelConfig, ModelMixin
+from ss4d.models.base import ModelMixin
+from ss4d.models.prenorm import PreNormStackConfig, PreNormTransformerLayer
 
 __all__ = [
     "DINOV2_HUB_IDS",
@@ -167,32 +167,14 @@ class DinoV2Encoder(nn.Module):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TinyImageEncoderConfig(ModelConfig):
+class TinyImageEncoderConfig(PreNormStackConfig):
     image_size: int = 64
     patch_size: int = 8
-    channels: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
     num_registers: int = 1
 
     def validate(self) -> None:
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} must be divisible by patch_size {self.patch_size}")
-        if self.channels % self.num_heads:
-            raise ValueError(f"channels {self.channels} must be divisible by num_heads {self.num_heads}")
-
-
-class _EncoderLayer(nn.Module):
-    def __init__(self, channels: int, num_heads: int) -> None:
-        super().__init__()
-        self.norm1 = LayerNorm32(channels, eps=1e-6)
-        self.attn = MultiHeadAttention(channels, num_heads)
-        self.norm2 = LayerNorm32(channels, eps=1e-6)
-        self.mlp = FeedForward(channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        self.check_divisible("image_size", "patch_size")
+        super().validate()
 
 
 class TinyImageEncoder(ModelMixin):
@@ -208,7 +190,7 @@ class TinyImageEncoder(ModelMixin):
         self.patch_embed = nn.Conv2d(3, c.channels, c.patch_size, stride=c.patch_size)
         self.pos_embed = nn.Parameter(torch.randn(1, grid * grid, c.channels) * 0.02)
         self.registers = nn.Parameter(torch.randn(1, c.num_registers, c.channels) * 0.02)
-        self.layers = nn.ModuleList(_EncoderLayer(c.channels, c.num_heads) for _ in range(c.num_layers))
+        self.layers = nn.ModuleList(PreNormTransformerLayer(c.channels, c.num_heads) for _ in range(c.num_layers))
 
     @property
     def image_size(self) -> int:

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from torch import nn
 
 from ss4d.layers import HybridPositionalEncoding, TimestepEmbedder
-from ss4d.models.base import BlockLayersConfig, ModelMixin
-from ss4d.ops.modes import TemporalMode, check_choice
+from ss4d.models.base import ModelMixin, TransformerConfig
 
 __all__ = ["DiTFlow", "DiTFlowConfig"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class DiTFlowConfig(BlockLayersConfig):
+class DiTFlowConfig(TransformerConfig):
     """The fields of a flow's transformer (defaults: the released SS4D sizes)."""
 
     resolution: int = 16
@@ -23,29 +22,11 @@ class DiTFlowConfig(BlockLayersConfig):
     cond_channels: int = 1024
     out_channels: int = 8
     num_blocks: int = 24
-    num_heads: int | None = None
-    num_head_channels: int = 64
-    mlp_ratio: float = 4.0
-    temporal: TemporalMode = "expand"
-    window: int | None = 8
     use_rope: bool = True
-    rope_base: float = 10000.0
     qk_rms_norm: bool = True
     qk_rms_norm_cross: bool = False
     share_mod: bool = False
     time_scale: float = 1000.0
-
-    @property
-    def heads(self) -> int:
-        return self.num_heads or self.model_channels // self.num_head_channels
-
-    def validate(self) -> None:
-        super().validate()
-        if self.model_channels % self.heads:
-            raise ValueError(f"model_channels {self.model_channels} must be divisible by the {self.heads} heads")
-        check_choice(self.temporal, TemporalMode, "temporal")
-        if self.window is not None and self.window < 1:
-            raise ValueError(f"window must be >= 1 or None, got {self.window}")
 
 
 class DiTFlow(ModelMixin):
@@ -70,18 +51,12 @@ class DiTFlow(ModelMixin):
             block_class(
                 C,
                 c.cond_channels,
-                num_heads=c.heads,
-                mlp_ratio=c.mlp_ratio,
-                temporal=c.temporal,
-                window=c.window,
                 shift=c.window is not None and i % 2 == 1,
-                rope_base=c.rope_base,
                 use_rope=c.use_rope,
-                qk_rms_norm=c.qk_rms_norm,
                 qk_rms_norm_cross=c.qk_rms_norm_cross,
                 share_mod=c.share_mod,
                 attn_backend=attn_backend,
-                **c.layer_factories(),
+                **c.block_kwargs(),
             )
             for i in range(c.num_blocks)
         )

@@ -8,6 +8,7 @@ posterior sample); the decoder outputs ``num_gaussians`` Gaussians per voxel per
 """
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -15,8 +16,9 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ss4d.layers import AbsolutePositionEmbedder, SparseTransformerBlock
-from ss4d.models.base import BlockLayersConfig, ModelMixin
-from ss4d.ops.modes import WindowedTemporalMode, check_choice
+from ss4d.models.base import ModelMixin, TransformerConfig
+from ss4d.models.structure_vae import sample_diagonal_gaussian
+from ss4d.ops.modes import WindowedTemporalMode
 from ss4d.ops.sparse import SparseTensor
 from ss4d.representations import GaussianActivation, Gaussians
 
@@ -30,31 +32,21 @@ __all__ = [
 
 
 @dataclass(frozen=True, kw_only=True)
-class _SparseTransformerConfig(BlockLayersConfig):
+class _SparseTransformerConfig(TransformerConfig):
+    temporal_modes: ClassVar[Any] = WindowedTemporalMode
+
     resolution: int = 64
     model_channels: int = 768
     latent_channels: int = 8
     num_blocks: int = 12
-    num_heads: int | None = None
-    num_head_channels: int = 64
-    mlp_ratio: float = 4.0
     temporal: WindowedTemporalMode = "expand"
-    window: int | None = 8
     window_xyz: int | None = 8
-    rope_base: float = 10000.0
     qk_rms_norm: bool = False
-
-    @property
-    def heads(self) -> int:
-        return self.num_heads or self.model_channels // self.num_head_channels
 
     def validate(self) -> None:
         super().validate()
         if self.attn_layer is not None:
             raise ValueError("attn_layer: the VAE's blocks attend through their temporal layer; set temporal_layer")
-        if self.model_channels % self.heads:
-            raise ValueError(f"model_channels {self.model_channels} must be divisible by the {self.heads} heads")
-        check_choice(self.temporal, WindowedTemporalMode, "temporal")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,17 +87,7 @@ class _SparseTransformer(ModelMixin):
         self.pos_embedder = AbsolutePositionEmbedder(C, 3)
         self.blocks = nn.ModuleList(
             SparseTransformerBlock(
-                C,
-                num_heads=config.heads,
-                mlp_ratio=config.mlp_ratio,
-                temporal=config.temporal,
-                window=config.window,
-                window_xyz=config.window_xyz,
-                shift=i % 2 == 1,
-                rope_base=config.rope_base,
-                qk_rms_norm=config.qk_rms_norm,
-                attn_backend=attn_backend,
-                **config.layer_factories(),
+                C, window_xyz=config.window_xyz, shift=i % 2 == 1, attn_backend=attn_backend, **config.block_kwargs()
             )
             for i in range(config.num_blocks)
         )
@@ -140,12 +122,7 @@ class SLatEncoder4D(_SparseTransformer):
             raise ValueError(f"input has {x.num_channels} channels, the encoder expects {self.config.in_channels}")
         out = self.trunk(x)
         mean, logvar = out.feats.chunk(2, dim=-1)
-        z = mean
-        if sample_posterior:
-            # drawn on the generator's device (a CPU generator keeps training runs reproducible on any device)
-            where = generator.device if generator is not None else mean.device
-            noise = torch.randn(mean.shape, generator=generator, device=where, dtype=mean.dtype).to(mean.device)
-            z = mean + torch.exp(0.5 * logvar) * noise
+        z = sample_diagonal_gaussian(mean, logvar, generator) if sample_posterior else mean
         return x.replace(z), x.replace(mean), x.replace(logvar)
 
 

@@ -31,8 +31,7 @@ class StructureFlow4DConfig(DiTFlowConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.resolution % self.patch_size:
-            raise ValueError(f"resolution {self.resolution} must be divisible by patch_size {self.patch_size}")
+        self.check_divisible("resolution", "patch_size")
 
 
 def patchify(x: Float[Tensor, "n c r1 r2 r3"], p: int) -> Float[Tensor, "n l cp"]:

@@ -6,6 +6,7 @@ flattened into the batch), 5D ``[N, C, R, R, R]`` as they are. Parameter names a
 (``input_layer``, ``blocks.i``, ``middle_block``, ``out_layer``).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,7 @@ __all__ = [
     "SparseStructureVAEConfig",
     "occupancy_to_coords",
     "pixel_shuffle_3d",
+    "sample_diagonal_gaussian",
 ]
 
 
@@ -99,6 +101,27 @@ class UpsampleBlock3d(nn.Module):
         return pixel_shuffle_3d(self.conv(x), 2)
 
 
+def _resolution_stages(
+    channels: tuple[int, ...], num_res_blocks: int, resample: Callable[[int, int], nn.Module]
+) -> nn.ModuleList:
+    """``num_res_blocks`` res blocks at each width of ``channels``, a ``resample(c, c_next)`` block between
+    consecutive widths: the encoder's (down-sampling) and the decoder's (up-sampling) ``blocks``."""
+    blocks: list[nn.Module] = []
+    for i, c in enumerate(channels):
+        blocks += [ResBlock3d(c) for _ in range(num_res_blocks)]
+        if i < len(channels) - 1:
+            blocks.append(resample(c, channels[i + 1]))
+    return nn.ModuleList(blocks)
+
+
+def sample_diagonal_gaussian(mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """A sample of ``N(mean, exp(logvar))``: the VAEs' posterior sample. The noise is drawn on the generator's
+    device (a CPU generator keeps training runs reproducible on any device)."""
+    where = generator.device if generator is not None else mean.device
+    noise = torch.randn(mean.shape, generator=generator, device=where, dtype=mean.dtype).to(mean.device)
+    return mean + torch.exp(0.5 * logvar) * noise
+
+
 def _frames(x: Tensor, channels: int, what: str) -> tuple[Tensor, tuple[int, ...] | None]:
     if x.ndim == 6:
         return x.flatten(0, 1), x.shape[:2]
@@ -116,12 +139,7 @@ class SparseStructureEncoder(ModelMixin):
         super().__init__(config)
         ch = config.channels
         self.input_layer = nn.Conv3d(config.io_channels, ch[0], 3, padding=1)
-        blocks: list[nn.Module] = []
-        for i, c in enumerate(ch):
-            blocks += [ResBlock3d(c) for _ in range(config.num_res_blocks)]
-            if i < len(ch) - 1:
-                blocks.append(DownsampleBlock3d(c, ch[i + 1]))
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks = _resolution_stages(ch, config.num_res_blocks, DownsampleBlock3d)
         self.middle_block = nn.Sequential(*[ResBlock3d(ch[-1]) for _ in range(config.num_res_blocks_middle)])
         self.out_layer = nn.Sequential(
             ChannelLayerNorm32(ch[-1]), nn.SiLU(), nn.Conv3d(ch[-1], 2 * config.latent_channels, 3, padding=1)
@@ -136,12 +154,7 @@ class SparseStructureEncoder(ModelMixin):
         for block in self.blocks:
             h = block(h)
         mean, logvar = self.out_layer(self.middle_block(h)).to(x.dtype).chunk(2, dim=1)
-        z = mean
-        if sample_posterior:
-            # drawn on the generator's device (a CPU generator keeps training runs reproducible on any device)
-            where = generator.device if generator is not None else mean.device
-            noise = torch.randn(mean.shape, generator=generator, device=where, dtype=mean.dtype).to(mean.device)
-            z = mean + torch.exp(0.5 * logvar) * noise
+        z = sample_diagonal_gaussian(mean, logvar, generator) if sample_posterior else mean
         if lead is not None:
             z, mean, logvar = (v.unflatten(0, lead) for v in (z, mean, logvar))
         return z, mean, logvar
@@ -155,12 +168,7 @@ class SparseStructureDecoder(ModelMixin):
         ch = tuple(reversed(config.channels))
         self.input_layer = nn.Conv3d(config.latent_channels, ch[0], 3, padding=1)
         self.middle_block = nn.Sequential(*[ResBlock3d(ch[0]) for _ in range(config.num_res_blocks_middle)])
-        blocks: list[nn.Module] = []
-        for i, c in enumerate(ch):
-            blocks += [ResBlock3d(c) for _ in range(config.num_res_blocks)]
-            if i < len(ch) - 1:
-                blocks.append(UpsampleBlock3d(c, ch[i + 1]))
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks = _resolution_stages(ch, config.num_res_blocks, UpsampleBlock3d)
         self.out_layer = nn.Sequential(
             ChannelLayerNorm32(ch[-1]), nn.SiLU(), nn.Conv3d(ch[-1], config.io_channels, 3, padding=1)
         )

@@ -7,6 +7,7 @@ numbers of the right count and range.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from ss4d.errors import CheckpointError
 from ss4d.utils.untrusted import confined, read_json_object
 
-__all__ = ["PipelineIndex", "read_index"]
+__all__ = ["PipelineIndex", "check_sampler_settings", "read_index"]
 
 
 @dataclass
@@ -34,22 +35,32 @@ def _numbers(where: str, value: Any, *, positive: bool = False) -> list[float]:
     return [float(v) for v in value]
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_sampler_settings(d: dict, *, error: type[Exception], label: Callable[[str], str]) -> None:
+    """Validate a sampler dict of the older format (``num_steps``, ``cfg_strength``, ``cfg_interval``,
+    ``rescale_t``: a ``model_index.json``'s or a training config's); a bad value raises ``error`` with the
+    message ``"{label(key)}: expected ..."``."""
+    steps = d.get("num_steps", 1)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise error(f"{label('num_steps')}: expected an integer >= 1, got {steps!r}")
+    for key in ("cfg_strength", "rescale_t"):
+        v = d.get(key, 1.0)
+        if not _is_number(v) or v < 0:
+            raise error(f"{label(key)}: expected a finite number >= 0, got {v!r}")
+    iv = d.get("cfg_interval", [0.0, 1.0])
+    if not (isinstance(iv, list) and len(iv) == 2 and all(map(_is_number, iv)) and 0 <= iv[0] <= iv[1] <= 1):
+        raise error(f"{label('cfg_interval')}: expected [lo, hi] with 0 <= lo <= hi <= 1, got {iv!r}")
+
+
 def _check_sampler(where: str, d: Any) -> None:
     if d is None:
         return
     if not isinstance(d, dict):
         raise CheckpointError(f"{where}: expected an object, got {type(d).__name__}")
-    steps = d.get("num_steps", 1)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise CheckpointError(f"{where}.num_steps: expected an integer >= 1, got {steps!r}")
-    for key in ("cfg_strength", "rescale_t"):
-        v = d.get(key, 1.0)
-        if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise CheckpointError(f"{where}.{key}: expected a finite number >= 0, got {v!r}")
-    if "cfg_interval" in d:
-        iv = _numbers(f"{where}.cfg_interval", d["cfg_interval"])
-        if len(iv) != 2 or not 0 <= iv[0] <= iv[1] <= 1:
-            raise CheckpointError(f"{where}.cfg_interval: expected [lo, hi] with 0 <= lo <= hi <= 1, got {iv}")
+    check_sampler_settings(d, error=CheckpointError, label=lambda key: f"{where}.{key}")
 
 
 def read_index(

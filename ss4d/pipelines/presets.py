@@ -69,37 +69,15 @@ def build_tiny_pipeline(
     encoder = TinyImageEncoder(
         TinyImageEncoderConfig(image_size=image_size, patch_size=8, channels=C, num_layers=1, num_heads=heads)
     )
+    trunk = {"model_channels": C, "num_blocks": num_blocks, "num_heads": heads}  # every transformer's width and depth
     structure_flow = StructureFlow4D(
-        StructureFlow4DConfig(
-            resolution=r,
-            model_channels=C,
-            cond_channels=C,
-            num_blocks=num_blocks,
-            num_heads=heads,
-            patch_size=1,
-            window=4,
-        )  # fmt: skip
+        StructureFlow4DConfig(resolution=r, cond_channels=C, patch_size=1, window=4, **trunk)
     )
     slat_flow = SLatFlow4D(
-        SLatFlow4DConfig(
-            resolution=2 * r,
-            model_channels=C,
-            cond_channels=C,
-            num_blocks=num_blocks,
-            num_heads=heads,
-            io_block_channels=max(8, C // 2),
-        )  # fmt: skip
+        SLatFlow4DConfig(resolution=2 * r, cond_channels=C, io_block_channels=max(8, C // 2), **trunk)
     )
     slat_decoder = GaussianDecoder4D(
-        GaussianDecoder4DConfig(
-            resolution=2 * r,
-            model_channels=C,
-            num_blocks=num_blocks,
-            num_heads=heads,
-            window=4,
-            window_xyz=4,
-            num_gaussians=num_gaussians,
-        )  # fmt: skip
+        GaussianDecoder4DConfig(resolution=2 * r, window=4, window_xyz=4, num_gaussians=num_gaussians, **trunk)
     )
     return SS4DPipeline(
         condition_encoder=encoder,

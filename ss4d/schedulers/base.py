@@ -17,13 +17,16 @@ applied by a scheduler. Configs are frozen dataclasses saved as ``scheduler_conf
 import abc
 import dataclasses
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
+
+from ss4d.utils.configs import config_kwargs
+from ss4d.utils.untrusted import read_json_object
 
 __all__ = [
     "CONFIG_NAME",
@@ -61,12 +64,7 @@ class FlowMatchSchedulerConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FlowMatchSchedulerConfig":
         """Build from a dict; unknown keys raise (``_class_name`` / ``_ss4d_version`` are ignored)."""
-        names = {f.name for f in fields(cls)}
-        extra = set(d) - names - {"_class_name", "_ss4d_version"}
-        if extra:
-            raise ValueError(f"{cls.__name__}: unknown config keys {sorted(extra)}; known: {sorted(names)}")
-        floats = {f.name for f in fields(cls) if f.type in (float, "float")}  # JSON writes 3.0 as 3
-        return cls(**{k: float(v) if k in floats else v for k, v in d.items() if k in names})
+        return cls(**config_kwargs(cls, d))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,10 +105,7 @@ def load_scheduler(folder: str | Path) -> "FlowMatchScheduler":
     path = Path(folder) / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: expected a folder written by a scheduler's save_pretrained()")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    raw = read_json_object(path, error=ValueError)
     name = raw.get("_class_name")
     if name not in SCHEDULERS:
         raise ValueError(f"{path}: scheduler class {name!r} is not registered; known: {sorted(SCHEDULERS)}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from ss4d.models import (
     TinyImageEncoder,
 )
 from ss4d.pipelines import SamplerParams
+from ss4d.pipelines.folder import check_sampler_settings
 from ss4d.training.core import TrainConfig
 from ss4d.training.probe import StructureProbeConfig
 
@@ -55,8 +55,6 @@ OPTIONS: dict[str, set[str]] = {
 }
 # networks whose config may be left out (built from defaults)
 DEFAULTED = {("structure_vae", "model"), ("condition_encoder", "model"), ("structure_flow", "cond_encoder")}
-
-
 
 
 def _networks(stage: str, has_condition_stage: bool) -> dict[str, type]:
@@ -150,7 +148,8 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = False) -> Non
         if key in config and (not isinstance(config[key], dict) or set(config[key]) - SAMPLER_KEYS):
             raise ConfigError(f"`{key}`: expected an object with keys from {sorted(SAMPLER_KEYS)}, "
                               f"got {config[key]!r}")  # fmt: skip
-        _check_sampler(key, config.get(key, {}))
+        check_sampler_settings(config.get(key, {}), error=ConfigError,
+                               label=lambda name, key=key: f"`{key}.{name}`")  # fmt: skip
     for key, lo in (("image_size", 8), ("seed", 0), ("limit", 1)):
         v = config.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
@@ -163,20 +162,6 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = False) -> Non
         if stage in stages:
             _check_stage(stage, stages[stage], image_size, "condition_encoder" in stages, check_paths)
     _check_agreement(stages, image_size, check_paths)
-
-
-def _check_sampler(key: str, d: dict) -> None:
-    steps = d.get("num_steps", 1)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ConfigError(f"`{key}.num_steps`: expected an integer >= 1, got {steps!r}")
-    for name in ("cfg_strength", "rescale_t"):
-        v = d.get(name, 1.0)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
-            raise ConfigError(f"`{key}.{name}`: expected a finite number >= 0, got {v!r}")
-    iv = d.get("cfg_interval", [0.0, 1.0])
-    if not (isinstance(iv, list) and len(iv) == 2 and all(isinstance(v, (int, float)) for v in iv)
-            and 0 <= iv[0] <= iv[1] <= 1):  # fmt: skip
-        raise ConfigError(f"`{key}.cfg_interval`: expected [lo, hi] with 0 <= lo <= hi <= 1, got {iv!r}")
 
 
 def _network_config(stages: dict, stage: str, key: str, image_size: int, check_paths: bool):

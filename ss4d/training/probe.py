@@ -24,43 +24,25 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ss4d.layers import AbsolutePositionEmbedder, FeedForward, LayerNorm32, MultiHeadAttention
-from ss4d.models.base import ModelConfig
+from ss4d.layers import AbsolutePositionEmbedder
+from ss4d.models.prenorm import PreNormStackConfig, PreNormTransformerLayer
 from ss4d.models.structure_flow import unpatchify
 
 __all__ = ["StructureProbe", "StructureProbeConfig", "condition_pretrain_loss", "image_patches"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class StructureProbeConfig(ModelConfig):
+class StructureProbeConfig(PreNormStackConfig):
     """``channels`` = the encoder's token width; occupancy ``[1, R, R, R]`` at ``resolution`` is read out in
     ``patch``^3 blocks, one query each; ``image_patch`` = the encoder's patch size (pixels per token side)."""
 
-    channels: int = 128
-    num_heads: int = 4
-    num_layers: int = 2
     resolution: int = 16
     patch: int = 4
     image_patch: int = 8
 
     def validate(self) -> None:
-        if self.resolution % self.patch:
-            raise ValueError(f"resolution {self.resolution} must be divisible by patch {self.patch}")
-        if self.channels % self.num_heads:
-            raise ValueError(f"channels {self.channels} must be divisible by num_heads {self.num_heads}")
-
-
-class _ProbeLayer(nn.Module):
-    def __init__(self, channels: int, num_heads: int) -> None:
-        super().__init__()
-        self.norm1 = LayerNorm32(channels, eps=1e-6)
-        self.cross = MultiHeadAttention(channels, num_heads, kind="cross")
-        self.norm2 = LayerNorm32(channels, eps=1e-6)
-        self.mlp = FeedForward(channels)
-
-    def forward(self, h: Tensor, tokens: Tensor) -> Tensor:
-        h = h + self.cross(self.norm1(h), tokens)
-        return h + self.mlp(self.norm2(h))
+        self.check_divisible("resolution", "patch")
+        super().validate()
 
 
 class StructureProbe(nn.Module):
@@ -76,7 +58,9 @@ class StructureProbe(nn.Module):
         grid = c.resolution // c.patch
         self.queries = nn.Parameter(torch.zeros(1, grid**3, c.channels))
         self.pos_embedder = AbsolutePositionEmbedder(c.channels, 3)
-        self.layers = nn.ModuleList(_ProbeLayer(c.channels, c.num_heads) for _ in range(c.num_layers))
+        self.layers = nn.ModuleList(
+            PreNormTransformerLayer(c.channels, c.num_heads, kind="cross") for _ in range(c.num_layers)
+        )
         self.occupancy_out = nn.Linear(c.channels, c.patch**3)
         self.pixel_out = nn.Linear(c.channels, 3 * c.image_patch**2)
 

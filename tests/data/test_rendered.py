@@ -139,3 +139,14 @@ def test_cli_import_makes_training_clips(tmp_path, sphere_folder):
     assert main(["data", "import", str(folder), "--out", str(tmp_path / "clips"), "--resolution", "8", "-q"]) == 0
     data = ClipDataset(tmp_path / "clips")
     assert len(data) == 1 and data.resolution == 8 and data.clips[0].meta["format"] == "ss4d-rendered-v1"
+
+
+def test_cli_import_numbers_clips_by_source_and_reports_each(tmp_path, sphere_folder, capsys):
+    folder, *_ = sphere_folder
+    out = tmp_path / "clips"
+    assert main(["data", "import", str(folder), str(folder), "--out", str(out), "--resolution", "8"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["clip_000000", "clip_000001"]
+    voxels = load_rendered_clip(folder, resolution=8).coords.shape[0]
+    assert capsys.readouterr().out.splitlines() == [
+        f"{folder} -> {out / f'clip_{i:06d}'}: 2 frames, {voxels} voxels" for i in range(2)
+    ]

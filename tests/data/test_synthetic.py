@@ -49,6 +49,21 @@ def test_cli_data_synth(tmp_path):
     assert main(["data", "synth", "--num", "0", "--out", str(tmp_path)]) == 2
 
 
+def test_cli_data_synth_numbers_clips_by_seed_and_reports_each(tmp_path, capsys):
+    """Clip i is make_clip(seed + i) with the command's settings, saved as clip_{seed + i}, one line each."""
+    code = main(["data", "synth", "--num", "2", "--seed", "5", "--frames", "2", "--out", str(tmp_path),
+                 "--resolution", "8", "--size", "16", "--views", "2", "--world", "families"])  # fmt: skip
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_000005", "clip_000006"]
+    for i, seed in enumerate((5, 6)):
+        clip = SyntheticClip.load(tmp_path / f"clip_{seed:06d}")
+        ref = make_clip(seed, num_frames=2, resolution=8, image_size=16, num_views=2, world="families")
+        assert torch.equal(clip.coords, ref.coords) and torch.equal(clip.features, ref.features)
+        assert clip.meta == {**ref.meta, "focal": ref.focal}
+        assert lines[i] == f"clip {i + 1}/2: seed {seed}, {ref.coords.shape[0]} voxels, {ref.meta['motions']}"
+
+
 def test_dinov2_patch_features(tiny_dino):
     from ss4d.models.condition import normalize_for_dinov2
     from ss4d.models.features import DinoV2Features, feature_extractor

@@ -1,9 +1,11 @@
+from dataclasses import replace
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ss4d.data.synthetic import make_clip, normalise_scene, occupancy
-from ss4d.data.world import FAMILIES, HELDOUT_FAMILIES, TRAIN_FAMILIES, world_scene
+from ss4d.data.synthetic import Part, make_clip, normalise_scene, occupancy, parts_albedo, pattern_mix
+from ss4d.data.world import FAMILIES, HELDOUT_FAMILIES, TRAIN_FAMILIES, WorldPart, world_scene
 
 
 @settings(max_examples=25, deadline=None)
@@ -40,3 +42,21 @@ def test_world_clips_are_deterministic_and_record_their_family():
     assert a.meta["world"] == "families-heldout" and a.meta["family"] in HELDOUT_FAMILIES
     v1 = make_clip(7, num_frames=2, resolution=8, image_size=16, num_views=1)
     assert "world" not in v1.meta and not torch.equal(v1.video, a.video)  # v1 (ss4d-tiny's data) is unchanged
+
+
+def test_part_albedo_blends_the_two_colours_by_pattern():
+    """Both worlds colour their parts through one `parts_albedo`: plain parts show their first colour, every
+    pattern mixes in [0, 1] and shows both colours somewhere."""
+    part = WorldPart("sphere", (0.3, 0.3, 0.3), (0.0, 0.0, 0.0), ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)), "plain")
+    local = torch.rand(400, 3, generator=torch.Generator().manual_seed(0)) - 0.5
+    idx = torch.zeros(400, dtype=torch.long)
+    torch.testing.assert_close(parts_albedo([part], idx, local), torch.tensor([[1.0, 0.0, 0.0]]).expand(400, 3))
+    for pattern in ("stripes", "checker", "dots", "gradient"):
+        mix = pattern_mix(pattern, local, part.size)
+        assert mix.shape == (400,) and 0 <= mix.min() < mix.max() <= 1, pattern
+        albedo = parts_albedo([replace(part, pattern=pattern)], idx, local)
+        torch.testing.assert_close(albedo, torch.stack([1 - mix, torch.zeros(400), mix], -1))
+    v1 = Part("box", (0.2, 0.2, 0.2), (0.0, 0.0, 0.0), (0.1, 0.2, 0.3), (0.9, 0.8, 0.7), "checker")
+    assert v1.colors == ((0.1, 0.2, 0.3), (0.9, 0.8, 0.7))
+    assert torch.equal(parts_albedo([v1, part], torch.ones(400, dtype=torch.long), local),
+                       parts_albedo([part], idx, local))  # fmt: skip
