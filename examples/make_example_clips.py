@@ -3,6 +3,8 @@
     python examples/make_example_clips.py
 
 * ``bouncing_ball.gif``: a hand-made animation (not from the training distribution);
+* ``world_<seed>.gif``: the front video of a clip of a family never trained on (``ss4d data synth --world
+  families-heldout --frames 16 --seed <seed>``; the README's preview);
 * ``synth_<seed>.gif``: the front videos of held-out synthetic clips (seeds from the evaluation set of
   ``docs/training.md``, never seen in training), made exactly as ``ss4d data synth --frames 16 --seed <seed>``
   makes them.
@@ -46,9 +48,12 @@ def bouncing_ball(frames: int = 16, size: int = 96) -> list[Image.Image]:
 HELDOUT_SEEDS = (100011, 100012, 100019, 100022)  # held-out clips with clearly visible motion
 
 
-def heldout_clip(seed: int, frames: int = 16) -> list[Image.Image]:
-    """The front video of synthetic clip ``seed`` (as ``ss4d data synth`` renders it), as RGBA images."""
-    video = make_clip(seed, num_frames=frames).video.permute(0, 2, 3, 1).numpy()
+HELDOUT_WORLD_SEEDS = (100003,)  # a winged creature (held-out family) that drifts and squashes
+
+
+def heldout_clip(seed: int, frames: int = 16, world: str = "v1") -> list[Image.Image]:
+    """The front video of synthetic clip ``seed`` (as ``ss4d data synth --world`` renders it), as RGBA images."""
+    video = make_clip(seed, num_frames=frames, world=world).video.permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(np.ascontiguousarray(f), "RGBA") for f in video]
 
 
@@ -62,6 +67,8 @@ def main() -> None:
     _save_gif(bouncing_ball(), OUT / "bouncing_ball.gif")
     for seed in HELDOUT_SEEDS:
         _save_gif(heldout_clip(seed), OUT / f"synth_{seed}.gif")
+    for seed in HELDOUT_WORLD_SEEDS:
+        _save_gif(heldout_clip(seed, world="families-heldout"), OUT / f"world_{seed}.gif")
 
 
 if __name__ == "__main__":
