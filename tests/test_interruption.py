@@ -63,7 +63,8 @@ def _interrupt(proc: subprocess.Popen, sig: signal.Signals, *, timeout: float = 
                 time.sleep(1)
                 proc.kill()
                 _, err = proc.communicate()
-                raise AssertionError(f"the writer ignored {sig.name} for {timeout:.0f} s; its stacks:\n{err[-8000:]}") from None
+                message = f"the writer ignored {sig.name} for {timeout:.0f} s; its stacks:\n{err[-8000:]}"
+                raise AssertionError(message) from None
 
 
 @pytest.mark.parametrize("seed, sig", [(0, signal.SIGKILL), (1, signal.SIGINT), (2, signal.SIGKILL),
