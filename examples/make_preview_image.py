@@ -29,9 +29,8 @@ def preview_image(
     max_frames: int | None = None,
 ) -> Image.Image:
     """Run ``pipe`` on ``clip`` and return every ``every``-th preview row as one RGB image."""
-    kwargs = {} if max_frames is None else {"max_frames": max_frames}
     out = pipe(clip, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed), progress=False,
-               **kwargs)  # fmt: skip
+               max_frames=max_frames)  # fmt: skip
     rows = render_preview(out.gaussians, out.coords, out.images, out.resolution, size=size)[::every]
     grid = torch.cat(list(rows), dim=1)  # [3, rows * size, 3 * size]
     return Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), "RGB")
