@@ -36,7 +36,7 @@ def uniform_voxels(num_voxels: int, *, num_frames: int = 1, channels: int = 64, 
     """``num_voxels`` random distinct voxels per the whole clip in a grid with ~5 % occupancy.
 
     Few neighbours per voxel (about 1.3 in a 3^3 kernel): the case where kernel-map building and memory
-    traffic dominate (shared/reference/backends.md "uniform").
+    traffic dominate (the "uniform" workload of README "Sparse-convolution backends").
     """
     side = max(4, round((num_voxels / num_frames / 0.05) ** (1 / 3)))
     g = torch.Generator().manual_seed(seed)
