@@ -42,6 +42,7 @@ from ss4d.models import (
     StructureFlow4DInsertTemporalConfig,
 )
 from ss4d.ops.sparse import weight_from_spconv
+from ss4d.representations import SCALING_ACTIVATIONS
 
 __all__ = [
     "OFFICIAL_CLASSES",
@@ -163,8 +164,9 @@ def _slat_vae(name: str, args: dict[str, Any], trellis: bool, window: int) -> tu
     if not decoder:
         return SLatEncoder4D, SLatEncoder4DConfig.from_dict(fields)
     rep = fields.pop("representation_config", {}) or {}
-    if rep.get("scaling_activation", "softplus") != "softplus":
-        raise CheckpointError(f"{name}: scaling_activation {rep['scaling_activation']!r} is not supported")
+    if rep.get("scaling_activation", "softplus") not in SCALING_ACTIVATIONS:
+        raise CheckpointError(f"{name}: representation_config.scaling_activation {rep['scaling_activation']!r} is "
+                              f"not one of the official options {SCALING_ACTIVATIONS}")  # fmt: skip
     lr = rep.get("lr", {})
     return GaussianDecoder4D, GaussianDecoder4DConfig.from_dict(
         {
@@ -180,6 +182,7 @@ def _slat_vae(name: str, args: dict[str, Any], trellis: bool, window: int) -> tu
             "scaling_bias": rep.get("scaling_bias", 0.004),
             "opacity_bias": rep.get("opacity_bias", 0.1),
             "filter_3d": rep.get("3d_filter_kernel_size", 9e-4),
+            "scaling_activation": rep.get("scaling_activation", "softplus"),
         }
     )
 

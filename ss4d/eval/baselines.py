@@ -43,8 +43,7 @@ def gaussians_on_voxels(xyz: Int[Tensor, "n 3"], resolution: int, colours: Float
     if colours is None:
         colours = torch.full((n, 3), _GREY)
     std = sigma / resolution
-    b = act.scaling_bias
-    raw_scale = math.log(math.expm1(math.sqrt(std**2 - act.filter_3d**2))) - (b + math.log(-math.expm1(-b)))
+    raw_scale = act.raw_scaling(torch.tensor(std, dtype=torch.float64)).item()
     logit = lambda p: math.log(p / (1 - p))  # noqa: E731
     return Gaussians(
         _xyz=(xyz.float() + 0.5) / resolution,  # the activation maps [0, 1] onto the aabb [-0.5, 0.5]

@@ -18,9 +18,9 @@ from torch import Tensor, nn
 from ss4d.layers import AbsolutePositionEmbedder, SparseTransformerBlock
 from ss4d.models.base import ModelMixin, TransformerConfig
 from ss4d.models.structure_vae import sample_diagonal_gaussian
-from ss4d.ops.modes import WindowedTemporalMode
+from ss4d.ops.modes import WindowedTemporalMode, check_choice
 from ss4d.ops.sparse import SparseTensor
-from ss4d.representations import GaussianActivation, Gaussians
+from ss4d.representations import GaussianActivation, Gaussians, ScalingActivation
 
 __all__ = [
     "GaussianDecoder4D",
@@ -71,6 +71,21 @@ class GaussianDecoder4DConfig(_SparseTransformerConfig):
     scaling_bias: float = 0.004
     opacity_bias: float = 0.1
     filter_3d: float = 9e-4
+    scaling_activation: ScalingActivation = "softplus"
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice(self.scaling_activation, ScalingActivation, "scaling_activation")
+        if not self.scaling_bias > 0:
+            raise ValueError(f"scaling_bias must be > 0, got {self.scaling_bias}")
+        if not 0 < self.opacity_bias < 1:
+            raise ValueError(f"opacity_bias must be in (0, 1), got {self.opacity_bias}")
+
+    @property
+    def activation(self) -> GaussianActivation:
+        """The activations of the Gaussians this decoder outputs."""
+        return GaussianActivation(self.scaling_bias, self.opacity_bias, self.filter_3d,
+                                  scaling_activation=self.scaling_activation)  # fmt: skip
 
     @property
     def out_channels(self) -> int:
@@ -177,7 +192,7 @@ class GaussianDecoder4D(_SparseTransformer):
             "_rotation": (rotation * c.lr_rotation).reshape(n * G, 4),
             "_opacity": (opacity * c.lr_opacity).reshape(n * G, 1),
         }
-        activation = GaussianActivation(c.scaling_bias, c.opacity_bias, c.filter_3d)
+        activation = c.activation
         bounds = (out.sites.entry_offsets() * G).tolist()
         return [
             Gaussians(**{k: v[bounds[e] : bounds[e + 1]] for k, v in fields.items()}, activation=activation)

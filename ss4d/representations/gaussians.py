@@ -3,7 +3,8 @@
 Raw (pre-activation) fields are stored; activated values are properties:
 
 * ``xyz = _xyz * aabb_size + aabb_min`` (the object lives in [-0.5, 0.5]^3);
-* ``scaling = sqrt(softplus(_scaling + softplus^-1(scaling_bias))^2 + filter_3d^2)`` (3D filter);
+* ``scaling = sqrt(f(_scaling + f^-1(scaling_bias))^2 + filter_3d^2)`` (3D filter), where ``f`` is the
+  ``scaling_activation``: ``softplus`` (TRELLIS' and SS4D's default) or ``exp`` (the other official option);
 * ``opacity = sigmoid(_opacity + logit(opacity_bias))``;
 * ``rotation = normalize(_rotation + [1, 0, 0, 0])`` (quaternion w, x, y, z);
 * ``features = _features_dc`` (SH degree 0, ``[n, 1, 3]``; colour = 0.28209479 * f_dc + 0.5).
@@ -11,13 +12,16 @@ Raw (pre-activation) fields are stored; activated values are properties:
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["GaussianActivation", "Gaussians", "quaternion_to_matrix"]
+from ss4d.errors import ConfigError
+
+__all__ = ["SCALING_ACTIVATIONS", "GaussianActivation", "ScalingActivation", "Gaussians", "quaternion_to_matrix"]
 
 
 def quaternion_to_matrix(q: Float[Tensor, "*n 4"]) -> Float[Tensor, "*n 3 3"]:
@@ -31,6 +35,10 @@ def quaternion_to_matrix(q: Float[Tensor, "*n 4"]) -> Float[Tensor, "*n 3 3"]:
     return torch.stack(rows, dim=-1).unflatten(-1, (3, 3))
 
 
+ScalingActivation = Literal["softplus", "exp"]
+SCALING_ACTIVATIONS: tuple[str, ...] = get_args(ScalingActivation)
+
+
 @dataclass(frozen=True)
 class GaussianActivation:
     """Biases and filters of the activations (TRELLIS defaults)."""
@@ -39,6 +47,30 @@ class GaussianActivation:
     opacity_bias: float = 0.1
     filter_3d: float = 9e-4
     aabb: tuple[float, ...] = (-0.5, -0.5, -0.5, 1.0, 1.0, 1.0)
+    scaling_activation: ScalingActivation = "softplus"
+
+    def __post_init__(self) -> None:
+        if self.scaling_activation not in SCALING_ACTIVATIONS:
+            raise ConfigError(f"scaling_activation {self.scaling_activation!r} is not one of {SCALING_ACTIVATIONS}")
+        if not self.scaling_bias > 0:
+            raise ConfigError(f"scaling_bias must be > 0 (the scale of a zero raw value), got {self.scaling_bias}")
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        if self.scaling_activation == "exp":
+            return y.log()
+        return y + torch.log(-torch.expm1(-y))  # softplus^-1
+
+    def activate_scaling(self, raw: Tensor) -> Tensor:
+        """Activated scales (with the 3D filter) of raw ``_scaling`` values."""
+        bias = self._inverse(torch.tensor(self.scaling_bias, dtype=torch.float64)).item()
+        f = torch.exp if self.scaling_activation == "exp" else F.softplus
+        return (f(raw + bias).square() + self.filter_3d**2).sqrt()
+
+    def raw_scaling(self, scale: Tensor) -> Tensor:
+        """Inverse of :meth:`activate_scaling`; scales at or below the 3D filter map to a very small raw scale."""
+        unfiltered = (scale.square() - self.filter_3d**2).clamp_min(1e-20).sqrt()
+        bias = self._inverse(torch.tensor(self.scaling_bias, dtype=torch.float64)).item()
+        return self._inverse(unfiltered) - bias
 
 
 @dataclass(frozen=True)
@@ -62,9 +94,7 @@ class Gaussians:
 
     @property
     def scaling(self) -> Float[Tensor, "n 3"]:
-        b = self.activation.scaling_bias
-        bias = b + math.log(-math.expm1(-b))  # softplus^-1
-        return (F.softplus(self._scaling + bias).square() + self.activation.filter_3d**2).sqrt()
+        return self.activation.activate_scaling(self._scaling)
 
     @property
     def opacity(self) -> Float[Tensor, "n 1"]:

@@ -16,8 +16,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ss4d.errors import MediaError
-from ss4d.representations.gaussians import GaussianActivation, Gaussians
+from ss4d.errors import ConfigError, MediaError
+from ss4d.representations.gaussians import SCALING_ACTIVATIONS, GaussianActivation, Gaussians
 from ss4d.utils.untrusted import check_finite
 
 __all__ = ["load_npz", "load_ply", "save_npz", "save_ply", "save_ply_sequence"]
@@ -157,10 +157,7 @@ def _from_activated(xyz, dc, opacity_logit, scale, rot, act: GaussianActivation)
     raw_xyz = (xyz - aabb[:3]) / aabb[3:]
     b = act.opacity_bias
     raw_opacity = opacity_logit - math.log(b / (1 - b))
-    s2 = np.clip(scale**2 - act.filter_3d**2, 1e-20, None)
-    softplus_inv = lambda y: y + np.log(-np.expm1(-y))  # noqa: E731
-    sb = act.scaling_bias
-    raw_scaling = softplus_inv(np.sqrt(s2)) - softplus_inv(sb)
+    raw_scaling = act.raw_scaling(torch.from_numpy(np.asarray(scale, dtype=np.float64))).numpy()
     raw_rotation = rot / np.linalg.norm(rot, axis=1, keepdims=True) - np.array([1.0, 0.0, 0.0, 0.0])
     return Gaussians(t(raw_xyz), t(dc).reshape(-1, 1, 3), t(raw_scaling), t(raw_rotation), t(raw_opacity), act)
 
@@ -184,6 +181,7 @@ def save_npz(frames: Sequence[Gaussians], path: str | Path) -> Path:
         **arrays,
         frame_offsets=offsets,
         activation=np.array([act.scaling_bias, act.opacity_bias, act.filter_3d, *act.aabb]),
+        scaling_activation=np.array(act.scaling_activation),
         format=np.array("ss4d-gaussians-v1"),
     )
     return path
@@ -228,7 +226,14 @@ def load_npz(path: str | Path) -> list[Gaussians]:
         if need - set(data.files) or str(data["format"]) != "ss4d-gaussians-v1":
             raise MediaError(f"{path}: not an ss4d Gaussian sequence (.npz written by save_npz)")
         a = data["activation"]
-        act = GaussianActivation(float(a[0]), float(a[1]), float(a[2]), tuple(float(v) for v in a[3:]))
+        kind = str(data["scaling_activation"]) if "scaling_activation" in data.files else "softplus"  # older files
+        if kind not in SCALING_ACTIVATIONS:
+            raise MediaError(f"{path}: unknown scaling_activation {kind!r} (one of {SCALING_ACTIVATIONS}); "
+                             "the file is damaged or from a newer ss4d")  # fmt: skip
+        try:
+            act = GaussianActivation(float(a[0]), float(a[1]), float(a[2]), tuple(float(v) for v in a[3:]), kind)
+        except (ConfigError, IndexError, ValueError) as e:
+            raise MediaError(f"{path}: bad activation record ({e}); the file is damaged") from e
         off = data["frame_offsets"]
         fields = {
             k: torch.from_numpy(data[k].copy()) for k in ("_xyz", "_features_dc", "_scaling", "_rotation", "_opacity")

@@ -27,7 +27,7 @@ SLAT_FLOW = {**DIT, "resolution": 64, "window": None, "io_block_channels": 128, 
              "pooling": "mean"}  # fmt: skip
 DECODER = {**VAE, "num_gaussians": 32, "voxel_size": 1.5, "perturb_offset": True, "lr_xyz": 1.0, "lr_features_dc": 1.0,
            "lr_scaling": 1.0, "lr_rotation": 0.1, "lr_opacity": 1.0, "scaling_bias": 0.004, "opacity_bias": 0.1,
-           "filter_3d": 9e-4}  # fmt: skip
+           "filter_3d": 9e-4, "scaling_activation": "softplus"}  # fmt: skip
 ENCODER = {"image_size": 64, "patch_size": 8, "channels": 128, "num_layers": 2, "num_heads": 4, "num_registers": 1}
 DEFAULTS = {
     StructureFlow4DConfig: {**DIT, "resolution": 16, "window": 8, "patch_size": 1},
@@ -76,3 +76,15 @@ def test_block_kwargs_come_from_the_trunk_fields():
     assert trunk == {"num_heads": 4, "mlp_ratio": 4.0, "temporal": "expand", "window": 4, "rope_base": 100.0,
                      "qk_rms_norm": False}  # fmt: skip
     assert set(kw) >= layers
+
+
+def test_gaussian_decoder_activation_fields_are_checked():
+    assert GaussianDecoder4DConfig(scaling_activation="exp").activation.scaling_activation == "exp"
+    bad = GaussianDecoder4DConfig()
+    object.__setattr__(bad, "scaling_activation", "relu")  # past the tests' runtime type check of the Literal
+    with pytest.raises(ValueError, match="`scaling_activation` must be one of 'softplus', 'exp'; got 'relu'"):
+        bad.validate()
+    with pytest.raises(ValueError, match="scaling_bias must be > 0"):
+        GaussianDecoder4DConfig(scaling_bias=0.0)
+    with pytest.raises(ValueError, match="opacity_bias must be in"):
+        GaussianDecoder4DConfig(opacity_bias=1.0)

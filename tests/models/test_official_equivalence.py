@@ -1,6 +1,7 @@
 """Every official fixture model, converted by ss4d.convert, reproduces the official outputs (<= 1e-5)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -123,3 +124,29 @@ def test_unsupported_official_configs_raise(name, args, match):
     base = json.loads((ROOT / ("slatflow4d_3d1d" if "SLat" in name else "ssflow4d_win") / "config.json").read_text())
     with pytest.raises(ValueError, match=match):
         config_from_official({"name": name, "args": {**base["checkpoint_json"]["args"], **args}})
+
+
+def test_gaussian_decoder_with_the_exp_scaling_activation():
+    """``representation_config.scaling_activation='exp'`` (the official alternative to softplus) converts: the
+    network is the same, the activated scales follow ``exp(_scaling + log(scaling_bias))`` with the 3D filter."""
+    folder = ROOT / "slatvae_dec_gs"
+    ckpt = json.loads((folder / "config.json").read_text())["checkpoint_json"]
+    rep = {**ckpt["args"]["representation_config"], "scaling_activation": "exp"}
+    ckpt = {**ckpt, "args": {**ckpt["args"], "representation_config": rep}}
+    result = convert_official(ckpt, folder / "model.safetensors")
+    assert not result.report, result.report.describe()
+    assert result.model.config.scaling_activation == "exp"
+    t = load_file(str(folder / "T4.safetensors"))
+    with torch.no_grad():
+        frames = result.model(_sparse(t, "in", ckpt["args"]["resolution"]))
+    raw = torch.cat([g._scaling for g in frames])
+    _close(raw, t["out._scaling"])
+    bias, filt = rep.get("scaling_bias", 4e-3), rep.get("3d_filter_kernel_size", 9e-4)
+    want = ((t["out._scaling"].double() + math.log(bias)).exp().square() + filt**2).sqrt()
+    torch.testing.assert_close(torch.cat([g.scaling for g in frames]).double(), want, rtol=1e-5, atol=1e-7)
+    rep_bad = {**rep, "scaling_activation": "relu"}
+    from ss4d.convert import config_from_official
+    from ss4d.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="scaling_activation 'relu'"):
+        config_from_official({**ckpt, "args": {**ckpt["args"], "representation_config": rep_bad}})

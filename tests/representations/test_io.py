@@ -111,3 +111,36 @@ def test_ply_and_npz_with_nan_are_refused(tmp_path):
         load_ply(save_ply(g, tmp_path / "n.ply"))
     with pytest.raises(NonFiniteError):
         load_npz(save_npz([g], tmp_path / "n.npz"))
+
+
+def test_exp_scaling_round_trips_through_ply_and_npz(tmp_path):
+    """The official ``scaling_activation='exp'``: PLY holds the activated log scale whatever the activation,
+    so reading it back needs the same activation; the npz keeps the activation with the raw values."""
+    from ss4d.representations import GaussianActivation
+
+    act = GaussianActivation(scaling_activation="exp")
+    base = _gaussians(30)
+    g = Gaussians(base._xyz, base._features_dc, base._scaling, base._rotation, base._opacity, act)
+    v = PlyData.read(str(save_ply(g, tmp_path / "e.ply")))["vertex"]
+    np.testing.assert_allclose(np.stack([v[f"scale_{i}"] for i in range(3)], 1), g.scaling.log().numpy(), atol=1e-5)
+    back = load_ply(tmp_path / "e.ply", activation=act)
+    assert back.activation == act
+    torch.testing.assert_close(back._scaling, g._scaling, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(back.scaling, g.scaling, rtol=1e-4, atol=1e-6)
+    (seq,) = load_npz(save_npz([g], tmp_path / "e.npz"))
+    assert seq.activation == act and torch.equal(seq._scaling, g._scaling)
+
+
+def test_npz_scaling_activation_old_files_and_bad_values(tmp_path):
+    path = save_npz([_gaussians(5)], tmp_path / "a.npz")
+    with np.load(path) as f:
+        members = {k: f[k] for k in f.files}
+    old = {k: v for k, v in members.items() if k != "scaling_activation"}  # written before the member existed
+    np.savez(tmp_path / "old.npz", **old)
+    assert load_npz(tmp_path / "old.npz")[0].activation.scaling_activation == "softplus"
+    np.savez(tmp_path / "bad.npz", **{**members, "scaling_activation": np.array("relu")})
+    with pytest.raises(ValueError, match="scaling_activation 'relu'"):
+        load_npz(tmp_path / "bad.npz")
+    np.savez(tmp_path / "neg.npz", **{**members, "activation": np.array([-1.0, 0.1, 9e-4, -0.5, -0.5, -0.5, 1, 1, 1])})
+    with pytest.raises(ValueError, match="bad activation record"):
+        load_npz(tmp_path / "neg.npz")
