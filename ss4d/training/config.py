@@ -51,7 +51,7 @@ OPTIONS: dict[str, set[str]] = {
     "slat_vae": {"frames", "lpips_weight", "lpips_vgg", "lpips_linear"},
     "condition_encoder": {"probe", "batch_size", "mask_prob", "pixel_weight"},
     "structure_flow": {"batch_size", "frame_schedule", "mask_prob"},
-    "slat_flow": {"frame_schedule", "mask_prob"},
+    "slat_flow": {"frame_schedule", "mask_prob", "normalization"},
 }
 # networks whose config may be left out (built from defaults)
 DEFAULTED = {("structure_vae", "model"), ("condition_encoder", "model"), ("structure_flow", "cond_encoder")}
@@ -121,6 +121,11 @@ def _check_stage(stage: str, spec: Any, image_size: int, has_condition_stage: bo
             raise ConfigError(f"stages.{stage}.probe: {e}") from e
     if "mask_prob" in spec and not 0 <= spec["mask_prob"] <= 1:
         raise ConfigError(f"stages.{stage}.mask_prob must lie in [0, 1], got {spec['mask_prob']}")
+    if spec.get("normalization", "data") not in ("data", "init"):
+        raise ConfigError(f"stages.{stage}.normalization: 'init' (the statistics of the pipeline holding init.model) "
+                          f"or 'data' (computed from the training clips), got {spec['normalization']!r}")  # fmt: skip
+    if spec.get("normalization") == "init" and "model" not in spec.get("init", {}):
+        raise ConfigError(f"stages.{stage}.normalization 'init' needs init.model (a pipeline's slat_flow folder)")
 
 
 def validate_config(config: dict[str, Any], *, check_paths: bool = False) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ss4d.errors import ConfigError
 from ss4d.models import (
     GaussianDecoder4D,
     SLatEncoder4D,
@@ -32,6 +33,7 @@ from ss4d.models import (
 )
 from ss4d.ops.sparse import SparseTensor
 from ss4d.pipelines import SamplerParams, SS4DPipeline, legacy_sampler
+from ss4d.pipelines.folder import read_index
 from ss4d.training.config import DEFAULT_IMAGE_SIZE, validate_config
 from ss4d.training.core import TrainConfig, Trainer
 from ss4d.training.data import (
@@ -311,17 +313,44 @@ def train_structure_flow(
     return flow_and_cond["flow"], cond_encoder
 
 
+def _init_normalization(spec: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The latent ``(mean, std)`` that the SLat flow stage keeps (``normalization``: ``"init"``, the default
+    when its ``init.model`` lies in a pipeline folder with ``slat_normalization``), or None to compute them from
+    the training clips' latents (``"data"``, the default otherwise). A flow fine-tuned or passed through with
+    statistics other than those it was trained with would see its inputs shifted and scaled."""
+    choice = spec.get("normalization")
+    folder = spec.get("init", {}).get("model")
+    norm = None
+    if folder is not None and choice != "data":
+        parent = Path(folder).resolve().parent
+        if (parent / "model_index.json").is_file():
+            raw = read_index(parent, (), set()).raw.get("slat_normalization", {})  # checks the numbers
+            if "mean" in raw and "std" in raw:
+                norm = torch.tensor(raw["mean"]), torch.tensor(raw["std"])
+    if choice == "init" and norm is None:
+        raise ConfigError(f"stages.slat_flow.normalization 'init': {folder} is not a component of a pipeline folder "
+                          "with slat_normalization; use 'data' or init from a pipeline's slat_flow")  # fmt: skip
+    if norm is not None and norm[0].shape != norm[1].shape:
+        raise ConfigError(f"{folder}: the pipeline's slat_normalization mean and std differ in length")
+    return norm
+
+
 def train_slat_flow(
     run: RunContext, spec: dict, clips: ClipCache, slat_vae: torch.nn.ModuleDict, cond_encoder: torch.nn.Module
 ) -> tuple[SLatFlow4D, torch.Tensor, torch.Tensor]:
     """Stage 5: the SLat flow on latents normalised by the dataset's statistics; returns it and the
     per-channel ``mean``, ``std``."""
     data = run.data
-    with torch.no_grad():
-        latents = torch.cat(
-            [slat_vae["encoder"](voxel_batch(c, int(c.meta["num_frames"])).to(run.device))[1].feats for c in data.clips]
-        )
-    mean, std = latents.mean(0), latents.std(0).clamp_min(1e-4)
+    init_norm = _init_normalization(spec)
+    if init_norm is not None:  # keep the space the initial flow was trained in
+        mean, std = (v.to(run.device) for v in init_norm)
+        if run.progress and _is_main():
+            print(f"slat_flow: latent normalization of the pipeline holding {spec['init']['model']}")
+    else:
+        with torch.no_grad():
+            latents = torch.cat([slat_vae["encoder"](voxel_batch(c, int(c.meta["num_frames"])).to(run.device))[1].feats
+                                 for c in data.clips])  # fmt: skip
+        mean, std = latents.mean(0), latents.std(0).clamp_min(1e-4)
     torch.manual_seed(run.seed + 3)
     slat_flow = _component(spec, "model", SLatFlow4D).to(run.device)
     schedule = spec.get("frame_schedule", [[0, 4]])

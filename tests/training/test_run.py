@@ -1,6 +1,7 @@
 """`ss4d train` end to end on a micro config: every stage trains, resumes, and yields a loadable pipeline."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -83,6 +84,30 @@ def test_train_all_stages_and_generate(tmp_path):
     typo = {**stages, "structure_vae": {**stages["structure_vae"], "init": {"vae": "somewhere"}}}
     with pytest.raises(ValueError, match="unknown keys"):
         run_training({**config, "stages": typo, "out": str(tmp_path / "y")}, progress=False)
+
+    # a SLat flow taken from a pipeline folder keeps that pipeline's latent normalization (the space it was
+    # trained in) unless `normalization: "data"` asks for the training clips' statistics
+    source = tmp_path / "source"
+    shutil.copytree(folder, source)
+    index = json.loads((source / "model_index.json").read_text())
+    shifted = {"mean": [m + 1.0 for m in index["slat_normalization"]["mean"]],
+               "std": [2.0 * s for s in index["slat_normalization"]["std"]]}  # fmt: skip
+    (source / "model_index.json").write_text(json.dumps({**index, "slat_normalization": shifted}))
+    from_pipe = {**stages, "slat_flow": {**stages["slat_flow"], "init": {"model": str(source / "slat_flow")}}}
+    kept = SS4DPipeline.from_pretrained(run_training({**config, "stages": from_pipe, "out": str(tmp_path / "k")},
+                                                     progress=False))  # fmt: skip
+    assert torch.allclose(torch.as_tensor(kept.slat_mean), torch.tensor(shifted["mean"]))
+    assert torch.allclose(torch.as_tensor(kept.slat_std), torch.tensor(shifted["std"]))
+    data = {**from_pipe, "slat_flow": {**from_pipe["slat_flow"], "normalization": "data"}}
+    recomputed = SS4DPipeline.from_pretrained(run_training({**config, "stages": data, "out": str(tmp_path / "d")},
+                                                           progress=False))  # fmt: skip
+    assert torch.allclose(torch.as_tensor(recomputed.slat_mean), torch.as_tensor(a.slat_mean))
+    loose = {**stages, "slat_flow": {**stages["slat_flow"], "normalization": "init"}}  # init outside a pipeline
+    with pytest.raises(ValueError, match="not a component of a pipeline folder"):
+        run_training({**config, "stages": loose, "out": str(tmp_path / "l")}, progress=False)
+    with pytest.raises(ValueError, match="normalization: 'init'"):
+        run_training({**config, "stages": {**stages, "slat_flow": {**stages["slat_flow"], "normalization": "x"}},
+                      "out": str(tmp_path / "z")}, progress=False)  # fmt: skip
 
 
 def test_train_cli_and_config_errors(tmp_path):
