@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ss4d.layers import AbsolutePositionEmbedder, SparseTransformerBlock
 from ss4d.models.base import ModelMixin, TransformerConfig
 from ss4d.models.structure_vae import sample_diagonal_gaussian
-from ss4d.ops.modes import WindowedTemporalMode, check_choice
+from ss4d.ops.modes import WindowedTemporalMode
 from ss4d.ops.sparse import SparseTensor
 from ss4d.representations import GaussianActivation, Gaussians, ScalingActivation
 
@@ -75,11 +75,7 @@ class GaussianDecoder4DConfig(_SparseTransformerConfig):
 
     def validate(self) -> None:
         super().validate()
-        check_choice(self.scaling_activation, ScalingActivation, "scaling_activation")
-        if not self.scaling_bias > 0:
-            raise ValueError(f"scaling_bias must be > 0, got {self.scaling_bias}")
-        if not 0 < self.opacity_bias < 1:
-            raise ValueError(f"opacity_bias must be in (0, 1), got {self.opacity_bias}")
+        self.activation  # noqa: B018  (GaussianActivation checks the activation fields)
 
     @property
     def activation(self) -> GaussianActivation:

@@ -54,23 +54,30 @@ class GaussianActivation:
             raise ConfigError(f"scaling_activation {self.scaling_activation!r} is not one of {SCALING_ACTIVATIONS}")
         if not self.scaling_bias > 0:
             raise ConfigError(f"scaling_bias must be > 0 (the scale of a zero raw value), got {self.scaling_bias}")
+        if not 0 < self.opacity_bias < 1:
+            raise ConfigError(f"opacity_bias must be in (0, 1) (the opacity of a zero raw value), "
+                              f"got {self.opacity_bias}")
 
     def _inverse(self, y: Tensor) -> Tensor:
         if self.scaling_activation == "exp":
             return y.log()
         return y + torch.log(-torch.expm1(-y))  # softplus^-1
 
+    @property
+    def _scale_bias(self) -> float:
+        """``f^-1(scaling_bias)``: the raw offset that makes a zero raw scale the bias."""
+        b = self.scaling_bias
+        return math.log(b) if self.scaling_activation == "exp" else b + math.log(-math.expm1(-b))
+
     def activate_scaling(self, raw: Tensor) -> Tensor:
         """Activated scales (with the 3D filter) of raw ``_scaling`` values."""
-        bias = self._inverse(torch.tensor(self.scaling_bias, dtype=torch.float64)).item()
         f = torch.exp if self.scaling_activation == "exp" else F.softplus
-        return (f(raw + bias).square() + self.filter_3d**2).sqrt()
+        return (f(raw + self._scale_bias).square() + self.filter_3d**2).sqrt()
 
     def raw_scaling(self, scale: Tensor) -> Tensor:
         """Inverse of :meth:`activate_scaling`; scales at or below the 3D filter map to a very small raw scale."""
         unfiltered = (scale.square() - self.filter_3d**2).clamp_min(1e-20).sqrt()
-        bias = self._inverse(torch.tensor(self.scaling_bias, dtype=torch.float64)).item()
-        return self._inverse(unfiltered) - bias
+        return self._inverse(unfiltered) - self._scale_bias
 
 
 @dataclass(frozen=True)

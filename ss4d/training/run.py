@@ -167,6 +167,7 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     if not isinstance(config, dict):
         config = json.loads(Path(config).read_text())
     validate_config(config, check_paths=True)  # every stage's settings, before hours of the earlier ones
+    slat_norm = _init_normalization(config["stages"]["slat_flow"])  # its errors too
     run = RunContext(
         data=ClipDataset(config["data"], limit=config.get("limit")),
         out=Path(config["out"]),
@@ -183,7 +184,7 @@ def _run(config: dict[str, Any] | str | Path, *, progress: bool) -> Path:
     if st.get("condition_encoder") is not None:
         pretrained = train_condition_encoder(run, st["condition_encoder"], clips)
     structure_flow, cond_encoder = train_structure_flow(run, st["structure_flow"], clips, pretrained)
-    slat_flow, mean, std = train_slat_flow(run, st["slat_flow"], clips, slat_vae, cond_encoder)
+    slat_flow, mean, std = train_slat_flow(run, st["slat_flow"], clips, slat_vae, cond_encoder, slat_norm)
     return assemble_pipeline(run, config, cond_encoder=cond_encoder, structure_decoder=structure_vae.decoder,
                              structure_flow=structure_flow, slat_flow=slat_flow, slat_decoder=slat_vae["decoder"],
                              slat_mean=mean, slat_std=std)  # fmt: skip
@@ -336,12 +337,16 @@ def _init_normalization(spec: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 
 def train_slat_flow(
-    run: RunContext, spec: dict, clips: ClipCache, slat_vae: torch.nn.ModuleDict, cond_encoder: torch.nn.Module
+    run: RunContext,
+    spec: dict,
+    clips: ClipCache,
+    slat_vae: torch.nn.ModuleDict,
+    cond_encoder: torch.nn.Module,
+    init_norm: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[SLatFlow4D, torch.Tensor, torch.Tensor]:
-    """Stage 5: the SLat flow on latents normalised by the dataset's statistics; returns it and the
-    per-channel ``mean``, ``std``."""
+    """Stage 5: the SLat flow on normalised latents; returns it and the per-channel ``mean``, ``std``:
+    ``init_norm`` (from :func:`_init_normalization`) when given, else the training clips' statistics."""
     data = run.data
-    init_norm = _init_normalization(spec)
     if init_norm is not None:  # keep the space the initial flow was trained in
         mean, std = (v.to(run.device) for v in init_norm)
         if run.progress and _is_main():
@@ -353,6 +358,9 @@ def train_slat_flow(
         mean, std = latents.mean(0), latents.std(0).clamp_min(1e-4)
     torch.manual_seed(run.seed + 3)
     slat_flow = _component(spec, "model", SLatFlow4D).to(run.device)
+    if mean.shape[0] != slat_flow.config.in_channels:
+        raise ConfigError(f"stages.slat_flow: the latent normalization has {mean.shape[0]} channels, the flow "
+                          f"takes {slat_flow.config.in_channels}")  # fmt: skip
     schedule = spec.get("frame_schedule", [[0, 4]])
 
     @functools.cache

@@ -56,7 +56,7 @@ def test_raw_scaling_inverts_activate_scaling(kind, raw, bias):
 
 
 @pytest.mark.parametrize("kwargs", [dict(scaling_activation="relu"), dict(scaling_bias=0.0),
-                                    dict(scaling_bias=float("nan"))])  # fmt: skip
+                                    dict(scaling_bias=float("nan")), dict(opacity_bias=1.0)])  # fmt: skip
 def test_bad_activations_are_refused(kwargs):
-    with pytest.raises((ConfigError, TypeCheckError), match="scaling"):  # beartype checks the Literal in tests
+    with pytest.raises((ConfigError, TypeCheckError), match="scaling|opacity"):  # beartype checks the Literal in tests
         GaussianActivation(**kwargs)

@@ -105,6 +105,7 @@ def test_train_all_stages_and_generate(tmp_path):
     loose = {**stages, "slat_flow": {**stages["slat_flow"], "normalization": "init"}}  # init outside a pipeline
     with pytest.raises(ValueError, match="not a component of a pipeline folder"):
         run_training({**config, "stages": loose, "out": str(tmp_path / "l")}, progress=False)
+    assert not (tmp_path / "l").exists()  # refused before any stage ran
     with pytest.raises(ValueError, match="normalization: 'init'"):
         run_training({**config, "stages": {**stages, "slat_flow": {**stages["slat_flow"], "normalization": "x"}},
                       "out": str(tmp_path / "z")}, progress=False)  # fmt: skip
