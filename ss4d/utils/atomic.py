@@ -202,14 +202,18 @@ def atomic_folder(path: str | Path, *, overwrite: bool = False) -> Iterator[Path
     with _lock(path):
         _recover(path)
         check_output(path, overwrite=overwrite)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+        tmp = None
         try:
+            with _signals_deferred():  # a Ctrl-C between mkdtemp and the assignment would leak the folder
+                tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
             yield tmp
             _normal_permissions(tmp)
             fsync_tree(tmp)
             _replace(tmp, path)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                with _signals_deferred():  # a second Ctrl-C waits until the clean-up is done
+                    shutil.rmtree(tmp, ignore_errors=True)
             raise
 
 
@@ -221,10 +225,12 @@ def atomic_file(path: str | Path, write: Callable[[Path], Any], *, overwrite: bo
     """
     path = check_output(path, overwrite=overwrite, kind="file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-", suffix=path.suffix)  # writers read it
-    tmp = Path(name)
+    tmp = None
     try:
-        os.close(fd)
+        with _signals_deferred():  # a Ctrl-C between mkstemp and the assignment would leak the file
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-", suffix=path.suffix)
+            tmp = Path(name)  # the suffix: writers read it
+            os.close(fd)
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp (and some writers, e.g. safetensors) make 0600
         fd = os.open(tmp, os.O_RDONLY)
@@ -235,6 +241,8 @@ def atomic_file(path: str | Path, write: Callable[[Path], Any], *, overwrite: bo
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with _signals_deferred():
+                tmp.unlink(missing_ok=True)
         raise
     return path
